@@ -1,0 +1,32 @@
+// The one context object: which devices can be used, numeric modes, and (in the CUDA build)
+// the stream, library handles and workspace, which live in core/cuda/context.cu.
+// There are no other globals in ember.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "core/device.h"
+
+namespace ember {
+
+struct Context {
+  // TF32 tensor cores for fp32 GEMMs and convolutions on CUDA (PyTorch's default for convs).
+  // Off forces full fp32 everywhere.
+  bool allow_tf32 = true;
+  // Synchronise and check for errors after every CUDA op, to pinpoint asynchronous faults.
+  // Also switched on by the environment variable EMBER_SYNC_DEBUG=1.
+  bool sync_debug = false;
+};
+
+Context& context();
+
+// True when the CUDA backend is compiled in and a device is usable. Probed once.
+bool cuda_available();
+// Why CUDA cannot be used ("built without CUDA", "cudaGetDeviceCount: driver version ...").
+std::string cuda_unavailable_reason();
+// CUDA if available, else CPU, saying so once on stderr.
+Device default_device();
+// Resolves a user's choice ("cuda", "cpu" or "auto"); asking for cuda without one is an error.
+Device parse_device(const std::string& name);
+
+}  // namespace ember

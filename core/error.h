@@ -1,0 +1,35 @@
+// Errors: every failure is an ember::Error whose message names what was wrong.
+// EMBER_CHECK(cond, "op", msg-stream) throws with the op name, the condition and the file/line.
+#pragma once
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace ember {
+
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Out of memory on a device: a distinct type so callers can tell it apart.
+struct OutOfMemory : Error {
+  using Error::Error;
+};
+
+namespace detail {
+[[noreturn]] void throw_error(const std::string& what, const char* file, int line);
+}  // namespace detail
+
+}  // namespace ember
+
+// Usage: EMBER_CHECK(a.dim() == 4, "conv2d: input must be [N,C,H,W], got " << a.shape());
+#define EMBER_CHECK(cond, msg)                                           \
+  do {                                                                   \
+    if (!(cond)) {                                                       \
+      std::ostringstream ember_oss_;                                     \
+      ember_oss_ << msg;                                                 \
+      ::ember::detail::throw_error(ember_oss_.str(), __FILE__, __LINE__); \
+    }                                                                    \
+  } while (0)
+
+#define EMBER_FAIL(msg) EMBER_CHECK(false, msg)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what ember needs on a fresh Debian 12 machine (run as root, or with sudo).
+# Everything comes from Debian packages; nothing is downloaded at build time.
+#   catch2                 - unit tests (Catch2 v2)
+#   libstb-dev             - stb_image / stb_image_write / stb_image_resize (data loading, PNG output)
+#   libopenblas-dev        - CPU GEMM (optional: the build falls back to its own blocked GEMM)
+#   zlib1g-dev             - reading the gzip'd IDX files of Fashion-MNIST
+#   nlohmann-json3-dev     - safetensors headers
+#   libcli11-dev           - command-line parsing of the examples
+#   dataset-fashion-mnist  - the default training data (no download needed)
+#   cmake, ninja-build, g++ - the build
+set -euo pipefail
+PKGS="cmake ninja-build g++ catch2 libstb-dev libopenblas-dev zlib1g-dev nlohmann-json3-dev libcli11-dev dataset-fashion-mnist"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "[setup] installing:$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+echo "[setup] dependencies present"
