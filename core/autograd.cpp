@@ -63,9 +63,10 @@ void run_backward(const Tensor& root, const Tensor& grad_in) {
   }
 
   // Topological order of the nodes reachable from root (iterative DFS, post-order).
-  std::vector<Node*> order;
+  // `order` owns the nodes: releasing a node's inputs may drop the last other reference to them.
+  std::vector<std::shared_ptr<Node>> order;
   std::unordered_set<Node*> seen;
-  std::vector<std::pair<Node*, size_t>> stack{{root.grad_fn().get(), 0}};
+  std::vector<std::pair<std::shared_ptr<Node>, size_t>> stack{{root.grad_fn(), 0}};
   seen.insert(root.grad_fn().get());
   while (!stack.empty()) {
     auto& [node, next] = stack.back();
@@ -75,7 +76,7 @@ void run_backward(const Tensor& root, const Tensor& grad_in) {
       const Tensor& in = node->inputs[next++];
       if (in.defined() && in.grad_fn() && !seen.count(in.grad_fn().get())) {
         seen.insert(in.grad_fn().get());
-        stack.push_back({in.grad_fn().get(), 0});
+        stack.push_back({in.grad_fn(), 0});
       }
     } else {
       order.push_back(node);
@@ -87,7 +88,7 @@ void run_backward(const Tensor& root, const Tensor& grad_in) {
   std::unordered_map<Node*, Tensor> pending;
   pending[root.grad_fn().get()] = grad;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    Node* node = *it;
+    Node* node = it->get();
     auto found = pending.find(node);
     if (found != pending.end()) {
       Tensor g = found->second;

@@ -98,12 +98,12 @@ float Tensor::item() const {
   return to_vector()[0];
 }
 
-void Tensor::copy_(const Tensor& src) {
+void Tensor::copy_(const Tensor& src) const {
   EMBER_CHECK(src.numel() == numel(), "copy_: source " << src.shape() << " does not match destination " << shape());
   copy_bytes(data(), device(), src.data(), src.device(), numel() * sizeof(float));
 }
 
-void Tensor::fill_(float value) {
+void Tensor::fill_(float value) const {
   if (numel() == 0) return;
   Tensor self = *this;
   EMBER_DISPATCH("fill", device(), fill, self, value);

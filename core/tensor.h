@@ -50,9 +50,9 @@ class Tensor {
   Tensor clone() const;                     // a copy of the data, same device, no autograd history
   std::vector<float> to_vector() const;     // copies to host
   float item() const;                       // value of a one-element tensor
-  void copy_(const Tensor& src);            // copies src's data into this (shapes must match; any devices)
-  void fill_(float value);                  // no autograd
-  void zero_() { fill_(0.0f); }
+  void copy_(const Tensor& src) const;          // copies src's data into this (shapes must match; any devices)
+  void fill_(float value) const;            // no autograd (handle semantics: const like data())
+  void zero_() const { fill_(0.0f); }
 
   // ---- views -----------------------------------------------------------------------
   // reshape: same data, new shape (one dim may be -1). Differentiable.

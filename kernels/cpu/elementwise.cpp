@@ -1,0 +1,152 @@
+// CPU reference for the elementwise family: maps over contiguous float arrays.
+#include <cmath>
+
+#include "kernels/kernels.h"
+
+namespace ember::cpu {
+
+namespace {
+// Applies f(i) for i in [0, n), in parallel for large n.
+template <class F>
+void for_each(int64_t n, F f) {
+#pragma omp parallel for if (n > 32768)
+  for (int64_t i = 0; i < n; ++i) f(i);
+}
+// Channel count and the size of one channel's block, for x [N, C, *].
+void channel_layout(const Tensor& x, int64_t& N, int64_t& C, int64_t& inner) {
+  N = x.size(0);
+  C = x.size(1);
+  inner = x.numel() / (N * C == 0 ? 1 : N * C);
+}
+}  // namespace
+
+void add(const Tensor& a, const Tensor& b, Tensor& y) {
+  const float *pa = a.data(), *pb = b.data();
+  float* py = y.data();
+  for_each(y.numel(), [=](int64_t i) { py[i] = pa[i] + pb[i]; });
+}
+
+void sub(const Tensor& a, const Tensor& b, Tensor& y) {
+  const float *pa = a.data(), *pb = b.data();
+  float* py = y.data();
+  for_each(y.numel(), [=](int64_t i) { py[i] = pa[i] - pb[i]; });
+}
+
+void mul(const Tensor& a, const Tensor& b, Tensor& y) {
+  const float *pa = a.data(), *pb = b.data();
+  float* py = y.data();
+  for_each(y.numel(), [=](int64_t i) { py[i] = pa[i] * pb[i]; });
+}
+
+void axpby(float alpha, const Tensor& x, float beta, Tensor& y) {
+  const float* px = x.data();
+  float* py = y.data();
+  if (beta == 0.0f) {  // do not read y: it may hold garbage (0 * NaN = NaN)
+    for_each(y.numel(), [=](int64_t i) { py[i] = alpha * px[i]; });
+  } else {
+    for_each(y.numel(), [=](int64_t i) { py[i] = alpha * px[i] + beta * py[i]; });
+  }
+}
+
+void scale_shift(const Tensor& x, float alpha, float beta, Tensor& y) {
+  const float* px = x.data();
+  float* py = y.data();
+  for_each(y.numel(), [=](int64_t i) { py[i] = alpha * px[i] + beta; });
+}
+
+void bias_add(const Tensor& x, const Tensor& b, Tensor& y) {
+  int64_t N, C, inner;
+  channel_layout(x, N, C, inner);
+  const float *px = x.data(), *pb = b.data();
+  float* py = y.data();
+  for_each(y.numel(), [=](int64_t i) { py[i] = px[i] + pb[(i / inner) % C]; });
+}
+
+void bias_grad(const Tensor& dy, Tensor& db) {
+  int64_t N, C, inner;
+  channel_layout(dy, N, C, inner);
+  const float* pdy = dy.data();
+  float* pdb = db.data();
+#pragma omp parallel for if (C > 8)
+  for (int64_t c = 0; c < C; ++c) {
+    double s = 0;  // double: sums over N*H*W terms
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < inner; ++k) s += pdy[(n * C + c) * inner + k];
+    pdb[c] = static_cast<float>(s);
+  }
+}
+
+void relu_forward(const Tensor& x, Tensor& y) {
+  const float* px = x.data();
+  float* py = y.data();
+  for_each(y.numel(), [=](int64_t i) { py[i] = px[i] > 0 ? px[i] : 0.0f; });
+}
+
+void relu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
+  const float *px = x.data(), *pdy = dy.data();
+  float* pdx = dx.data();
+  for_each(dx.numel(), [=](int64_t i) { pdx[i] = px[i] > 0 ? pdy[i] : 0.0f; });
+}
+
+void leaky_relu_forward(const Tensor& x, float slope, Tensor& y) {
+  const float* px = x.data();
+  float* py = y.data();
+  for_each(y.numel(), [=](int64_t i) { py[i] = px[i] > 0 ? px[i] : slope * px[i]; });
+}
+
+void leaky_relu_backward(const Tensor& x, float slope, const Tensor& dy, Tensor& dx) {
+  const float *px = x.data(), *pdy = dy.data();
+  float* pdx = dx.data();
+  for_each(dx.numel(), [=](int64_t i) { pdx[i] = px[i] > 0 ? pdy[i] : slope * pdy[i]; });
+}
+
+void tanh_forward(const Tensor& x, Tensor& y) {
+  const float* px = x.data();
+  float* py = y.data();
+  for_each(y.numel(), [=](int64_t i) { py[i] = std::tanh(px[i]); });
+}
+
+void tanh_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
+  const float *py = y.data(), *pdy = dy.data();
+  float* pdx = dx.data();
+  for_each(dx.numel(), [=](int64_t i) { pdx[i] = pdy[i] * (1.0f - py[i] * py[i]); });
+}
+
+void sigmoid_forward(const Tensor& x, Tensor& y) {
+  const float* px = x.data();
+  float* py = y.data();
+  // Two branches so exp never overflows.
+  for_each(y.numel(), [=](int64_t i) {
+    float v = px[i];
+    py[i] = v >= 0 ? 1.0f / (1.0f + std::exp(-v)) : std::exp(v) / (1.0f + std::exp(v));
+  });
+}
+
+void sigmoid_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
+  const float *py = y.data(), *pdy = dy.data();
+  float* pdx = dx.data();
+  for_each(dx.numel(), [=](int64_t i) { pdx[i] = pdy[i] * py[i] * (1.0f - py[i]); });
+}
+
+void gamma_residual_forward(const Tensor& gamma, const Tensor& o, const Tensor& x, Tensor& y) {
+  const float g = gamma.data()[0];
+  const float *po = o.data(), *px = x.data();
+  float* py = y.data();
+  for_each(y.numel(), [=](int64_t i) { py[i] = g * po[i] + px[i]; });
+}
+
+void gamma_residual_backward(const Tensor& gamma, const Tensor& o, const Tensor& dy, Tensor& dgamma, Tensor& d_o) {
+  const float g = gamma.data()[0];
+  const float *po = o.data(), *pdy = dy.data();
+  float* pdo = d_o.data();
+  const int64_t n = o.numel();
+  double s = 0;
+#pragma omp parallel for reduction(+ : s) if (n > 32768)
+  for (int64_t i = 0; i < n; ++i) {
+    s += static_cast<double>(po[i]) * pdy[i];
+    pdo[i] = g * pdy[i];
+  }
+  dgamma.data()[0] = static_cast<float>(s);
+}
+
+}  // namespace ember::cpu
