@@ -47,12 +47,13 @@ uint32_t be32(const uint8_t* p) {
 // Validates the header of an unsigned-byte IDX file with `ndims` dimensions and the total size;
 // returns the dimensions.
 std::vector<int64_t> check_idx(const std::vector<uint8_t>& bytes, int ndims, const std::string& path) {
-  EMBER_CHECK(bytes.size() >= 4 + 4 * size_t(ndims),
-              "IDX '" << path << "': truncated header (" << bytes.size() << " bytes)");
+  EMBER_CHECK(bytes.size() >= 4, "IDX '" << path << "': truncated header (" << bytes.size() << " bytes)");
   uint32_t magic = be32(bytes.data());
   uint32_t want = 0x00000800u | uint32_t(ndims);
   EMBER_CHECK(magic == want, "IDX '" << path << "': magic 0x" << std::hex << magic << ", expected 0x" << want
                                      << " (unsigned bytes, " << std::dec << ndims << " dims)");
+  EMBER_CHECK(bytes.size() >= 4 + 4 * size_t(ndims),
+              "IDX '" << path << "': truncated header (" << bytes.size() << " bytes)");
   std::vector<int64_t> dims(ndims);
   uint64_t payload = 1;
   for (int d = 0; d < ndims; ++d) {
