@@ -81,7 +81,8 @@ class BatchLoader {
   Batch next();
 
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
-  // (epoch, batch) of the batch the next call to next() returns: save it to resume.
+  // (epoch, batch) of the batch the next call to next() returns: save it to resume. Call from
+  // the consumer thread (the only one that advances it).
   int64_t epoch() const { return next_ / batches_per_epoch_; }
   int64_t batch_in_epoch() const { return next_ % batches_per_epoch_; }
   const Dataset& dataset() const { return *dataset_; }
