@@ -12,7 +12,7 @@ std::string TrainConfig::to_json() const {
   json j = {{"data", data},       {"out", out},
             {"size", size},       {"arch", arch},
             {"attention", attention}, {"width", width},
-            {"width_div", width_div}, {"batch", batch},
+            {"batch", batch},
             {"steps", steps},     {"lr_g", lr_g},
             {"lr_d", lr_d},       {"beta1", beta1},
             {"beta2", beta2},     {"n_dis", n_dis},
@@ -38,7 +38,7 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
   };
   try {
     get("data", c.data), get("out", c.out), get("size", c.size), get("arch", c.arch);
-    get("attention", c.attention), get("width", c.width), get("width_div", c.width_div);
+    get("attention", c.attention), get("width", c.width);
     get("batch", c.batch), get("steps", c.steps), get("lr_g", c.lr_g), get("lr_d", c.lr_d);
     get("beta1", c.beta1), get("beta2", c.beta2), get("n_dis", c.n_dis), get("device", c.device);
     get("seed", c.seed), get("sample_every", c.sample_every), get("checkpoint_every", c.checkpoint_every);
@@ -60,7 +60,7 @@ void TrainConfig::finalize() {
   EMBER_CHECK(steps >= 1, "--steps must be >= 1, got " << steps);
   EMBER_CHECK(n_dis >= 1, "--n-dis must be >= 1, got " << n_dis);
   EMBER_CHECK(lr_g > 0 && lr_d > 0, "learning rates must be positive");
-  EMBER_CHECK(width >= 1 && width_div >= 1, "--width must be positive");
+  EMBER_CHECK(width > 0, "--width must be positive, got " << width);
   EMBER_CHECK(ema >= 0 && ema < 1, "--ema must be in [0, 1), got " << ema);
   if (crop == 0) crop = size == 128 ? 178 : size == 64 ? 160 : 0;  // 0 at 32: largest centred square
   if (sample_every <= 0) sample_every = steps;

@@ -12,8 +12,7 @@ struct TrainConfig {
   int size = 128;              // 128, 64 or 32 (Fashion-MNIST: 32)
   std::string arch = "sagan";  // sagan | sagan-resnet | dcgan
   std::string attention = "article";  // article | official (the SAGAN block variant)
-  int width = 1;               // channel-width multiplier numerator: channels * width / width_div
-  int width_div = 1;
+  float width = 0;             // channel multiplier; 0 = default (1, or 0.25 on Fashion-MNIST on CPU)
   int batch = 64;
   int64_t steps = 2000;
   float lr_g = 1e-4f, lr_d = 4e-4f;  // TTUR, as in the SAGAN paper and its released code
