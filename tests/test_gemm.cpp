@@ -1,13 +1,13 @@
 // GEMM family: cpu::matmul (BLAS path when linked) and the built-in blocked fallback against a
 // naive double-precision product; ops::matmul / ops::linear gradients and argument checks.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <limits>
 
 #include "kernels/cpu/gemm_fallback.h"
 #include "kernels/kernels.h"
 #include "tests/harness.h"
+#include "tests/reference.h"
 
 using namespace ember;
 
@@ -22,24 +22,6 @@ struct Dims {
 // Sizes with 1s, primes, and (for the fallback) sizes past its 64 x 128 x 256 blocks.
 const Dims kSmall[] = {{1, 1, 1}, {7, 13, 5}, {37, 1, 53}, {1, 29, 3}, {64, 65, 33}, {2, 131, 17}};
 const Dims kLarge[] = {{70, 130, 300}, {131, 257, 11}, {5, 3, 517}};
-
-// c = alpha * op(a) op(b) + beta * c0 in double, from the stored layouts (a row stride lda, ...).
-std::vector<double> ref_gemm(bool ta, bool tb, const Dims& s, double alpha, const std::vector<float>& a, int64_t lda,
-                             const std::vector<float>& b, int64_t ldb, double beta, const std::vector<float>& c0,
-                             int64_t ldc) {
-  std::vector<double> c(s.M * ldc, 0.0);
-  for (int64_t i = 0; i < s.M; ++i)
-    for (int64_t j = 0; j < s.N; ++j) {
-      double acc = 0;
-      for (int64_t p = 0; p < s.K; ++p) {
-        double av = ta ? a[p * lda + i] : a[i * lda + p];
-        double bv = tb ? b[j * ldb + p] : b[p * ldb + j];
-        acc += av * bv;
-      }
-      c[i * ldc + j] = alpha * acc + (beta != 0 ? beta * c0[i * ldc + j] : 0.0);
-    }
-  return c;
-}
 
 double rel_err_vec(const std::vector<float>& out, const std::vector<double>& ref) {
   return test::rel_err(Tensor::from_vector(out, Shape{static_cast<int64_t>(out.size())}), ref);
@@ -60,7 +42,7 @@ void check_fallback(const Dims& s, bool ta, bool tb, float alpha, float beta, ui
   if (beta == 0.0f)
     for (int64_t i = 0; i < s.M; ++i)
       for (int64_t j = 0; j < s.N; ++j) c[i * ldc + j] = kNaN;
-  std::vector<double> ref = ref_gemm(ta, tb, s, alpha, a, lda, b, ldb, beta, c, ldc);
+  std::vector<double> ref = test::ref::gemm(ta, tb, s.M, s.N, s.K, alpha, a, lda, b, ldb, beta, c, ldc);
   cpu::detail::gemm_fallback(ta, tb, s.M, s.N, s.K, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
   bool pad_kept = true;
   for (int64_t i = 0; i < s.M; ++i)
@@ -90,14 +72,14 @@ void check_matmul(const Dims& s, int64_t batch, bool shared_a, bool ta, bool tb,
     auto slice = [](const std::vector<float>& v, int64_t off, int64_t n) {
       return std::vector<float>(v.begin() + off, v.begin() + off + n);
     };
-    std::vector<double> r =
-        ref_gemm(ta, tb, s, alpha, slice(av, (bt && !shared_a) ? i * a_size : 0, a_size), ta ? s.M : s.K,
-                 slice(bv, i * b_size, b_size), tb ? s.K : s.N, beta, slice(cv, i * c_size, c_size), s.N);
+    std::vector<double> r = test::ref::gemm(
+        ta, tb, s.M, s.N, s.K, alpha, slice(av, (bt && !shared_a) ? i * a_size : 0, a_size), ta ? s.M : s.K,
+        slice(bv, i * b_size, b_size), tb ? s.K : s.N, beta, slice(cv, i * c_size, c_size), s.N);
     ref.insert(ref.end(), r.begin(), r.end());
   }
   cpu::matmul(a, b, c, ta, tb, alpha, beta);
-  INFO("M=" << s.M << " N=" << s.N << " K=" << s.K << " batch=" << batch << " shared_a=" << shared_a
-            << " ta=" << ta << " tb=" << tb << " alpha=" << alpha << " beta=" << beta);
+  INFO("M=" << s.M << " N=" << s.N << " K=" << s.K << " batch=" << batch << " shared_a=" << shared_a << " ta=" << ta
+            << " tb=" << tb << " alpha=" << alpha << " beta=" << beta);
   CHECK(test::rel_err(c, ref) < 1e-5);
 }
 
@@ -107,7 +89,7 @@ TEST_CASE("gemm: cpu::matmul 2-D matches a double reference for all transposes, 
   uint64_t seed = 100;
   for (const Dims& s : kSmall)
     for (int t = 0; t < 4; ++t) {
-      check_matmul(s, 0, false, t & 1, t & 2, 1.0f, 0.0f, seed++);    // beta 0: C holds NaNs, never read
+      check_matmul(s, 0, false, t & 1, t & 2, 1.0f, 0.0f, seed++);  // beta 0: C holds NaNs, never read
       check_matmul(s, 0, false, t & 1, t & 2, -0.7f, 0.5f, seed++);
     }
   check_matmul(kLarge[0], 0, false, true, false, 1.5f, 1.0f, seed++);
@@ -184,8 +166,8 @@ TEST_CASE("gemm: ops::linear values and gradients, with and without bias", "[gem
       ref[n * 3 + o] = s;
     }
   CHECK(test::rel_err(y, ref) < 1e-6);
-  CHECK(test::gradcheck([](const std::vector<Tensor>& in) { return ops::linear(in[0], in[1], in[2]); },
-                        {x, w, b}) < 1e-2);
+  CHECK(test::gradcheck([](const std::vector<Tensor>& in) { return ops::linear(in[0], in[1], in[2]); }, {x, w, b}) <
+        1e-2);
   CHECK(test::gradcheck([](const std::vector<Tensor>& in) { return ops::linear(in[0], in[1]); }, {x, w}) < 1e-2);
 }
 

@@ -2,7 +2,6 @@
 // statistics with the unbiased variance, an explicit Jacobian for the backward), ops::batch_norm
 // in training and eval modes, gradients of x / gamma / beta, and argument errors.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <limits>
 
@@ -72,7 +71,8 @@ TEST_CASE("norm: training forward kernel normalises with batch statistics and up
     Tensor gamma = test::random_tensor(Shape{C}, seed++, 0.5f, 1.5f), beta = test::random_tensor(Shape{C}, seed++);
     Tensor rm = test::random_tensor(Shape{C}, seed++), rv = test::random_tensor(Shape{C}, seed++, 0.5f, 2.f);
     const std::vector<float> rm0 = rm.to_vector(), rv0 = rv.to_vector();
-    Tensor y = Tensor::full(s, kNaN), save_mean = Tensor::full(Shape{C}, kNaN), save_invstd = Tensor::full(Shape{C}, kNaN);
+    Tensor y = Tensor::full(s, kNaN), save_mean = Tensor::full(Shape{C}, kNaN),
+           save_invstd = Tensor::full(Shape{C}, kNaN);
     cpu::batchnorm_forward_train(x, gamma, beta, static_cast<float>(kEps), static_cast<float>(momentum), rm, rv, y,
                                  save_mean, save_invstd);
     const std::vector<float> xv = x.to_vector();

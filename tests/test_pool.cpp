@@ -1,8 +1,7 @@
 // Pooling and upsampling: CPU kernels against naive double loops, max-pool ties, gradients
 // through the ops, and argument errors.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <limits>
 #include <numeric>
 
@@ -19,7 +18,9 @@ const float kNaN = std::numeric_limits<float>::quiet_NaN();
 const Shape kShapes[] = {Shape{2, 3, 4, 6}, Shape{1, 1, 2, 2}, Shape{3, 5, 6, 2}, Shape{1, 7, 8, 10}};
 
 // NCHW index.
-int64_t idx(const Shape& s, int64_t n, int64_t c, int64_t h, int64_t w) { return ((n * s[1] + c) * s[2] + h) * s[3] + w; }
+int64_t idx(const Shape& s, int64_t n, int64_t c, int64_t h, int64_t w) {
+  return ((n * s[1] + c) * s[2] + h) * s[3] + w;
+}
 
 Shape half(const Shape& s) { return Shape{s[0], s[1], s[2] / 2, s[3] / 2}; }
 Shape twice(const Shape& s) { return Shape{s[0], s[1], s[2] * 2, s[3] * 2}; }
@@ -97,7 +98,7 @@ TEST_CASE("pool: upsample2x kernels match naive loops, forward and backward", "[
 
 TEST_CASE("pool: max pooling sends the gradient to the first maximum of a window", "[pool]") {
   // Windows: all equal; tie between taps 1 and 2; tie between taps 2 and 3; a single maximum at 3.
-  Tensor x = Tensor::from_vector({5, 5, 1, 3, 0, -1, 7, 7,   //
+  Tensor x = Tensor::from_vector({5, 5, 1, 3, 0, -1, 7, 7,  //
                                   5, 5, 3, 0, 4, 4, -2, 9},
                                  Shape{1, 1, 2, 8});
   x.requires_grad_();
@@ -126,9 +127,9 @@ TEST_CASE("pool: gradients through avg_pool2x2, max_pool2x2 and upsample2x", "[p
 }
 
 TEST_CASE("pool: argument errors name the op, the shape and what was expected", "[pool][errors]") {
-  REQUIRE_THROWS_WITH(ops::avg_pool2x2(test::random_tensor(Shape{2, 3, 5, 4}, 1)),
-                      Catch::Contains("avg_pool2x2") && Catch::Contains("even H and W") &&
-                          Catch::Contains("[2, 3, 5, 4]"));
+  REQUIRE_THROWS_WITH(
+      ops::avg_pool2x2(test::random_tensor(Shape{2, 3, 5, 4}, 1)),
+      Catch::Contains("avg_pool2x2") && Catch::Contains("even H and W") && Catch::Contains("[2, 3, 5, 4]"));
   REQUIRE_THROWS_WITH(ops::max_pool2x2(test::random_tensor(Shape{2, 3, 4, 7}, 1)),
                       Catch::Contains("max_pool2x2") && Catch::Contains("[2, 3, 4, 7]"));
   REQUIRE_THROWS_WITH(ops::max_pool2x2(test::random_tensor(Shape{3, 4, 4}, 1)),

@@ -42,8 +42,8 @@ void check_common(const char* op, const Tensor& x, const Tensor& w, const Tensor
   EMBER_CHECK(stride >= 1 && pad >= 0,
               op << ": expected stride >= 1 and pad >= 0, got stride " << stride << ", pad " << pad);
   if (b.defined())
-    EMBER_CHECK(b.dim() == 1 && b.size(0) == out_channels, op << ": bias " << b.shape() << " should be ["
-                                                              << out_channels << "] for weight " << w.shape());
+    EMBER_CHECK(b.dim() == 1 && b.size(0) == out_channels,
+                op << ": bias " << b.shape() << " should be [" << out_channels << "] for weight " << w.shape());
   ember::detail::common_device(op, {&x, &w, &b});
 }
 
@@ -52,13 +52,12 @@ void check_common(const char* op, const Tensor& x, const Tensor& w, const Tensor
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad) {
   const char* op = "conv2d";
   check_common(op, x, w, b, stride, pad, false);
-  EMBER_CHECK(x.size(1) == w.size(1), op << ": input " << x.shape() << " has " << x.size(1)
-                                         << " channels but weight " << w.shape() << " expects " << w.size(1));
+  EMBER_CHECK(x.size(1) == w.size(1), op << ": input " << x.shape() << " has " << x.size(1) << " channels but weight "
+                                         << w.shape() << " expects " << w.size(1));
   const int64_t Hp = x.size(2) + 2 * pad, Wp = x.size(3) + 2 * pad;
-  EMBER_CHECK(w.size(2) <= Hp && w.size(3) <= Wp,
-              op << ": kernel " << w.size(2) << "x" << w.size(3) << " of weight " << w.shape()
-                 << " is larger than the padded input " << Hp << "x" << Wp << " (input " << x.shape() << ", pad "
-                 << pad << ")");
+  EMBER_CHECK(w.size(2) <= Hp && w.size(3) <= Wp, op << ": kernel " << w.size(2) << "x" << w.size(3) << " of weight "
+                                                     << w.shape() << " is larger than the padded input " << Hp << "x"
+                                                     << Wp << " (input " << x.shape() << ", pad " << pad << ")");
   const Shape y_shape{x.size(0), w.size(0), (Hp - w.size(2)) / stride + 1, (Wp - w.size(3)) / stride + 1};
 
   Tensor y = run_forward(op, x, w, stride, pad, y_shape);
@@ -76,9 +75,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int
 Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad, int output_pad) {
   const char* op = "conv_transpose2d";
   check_common(op, x, w, b, stride, pad, true);
-  EMBER_CHECK(x.size(1) == w.size(0), op << ": input " << x.shape() << " has " << x.size(1)
-                                         << " channels but weight " << w.shape() << " (layout [Ci, Co, KH, KW]) expects "
-                                         << w.size(0));
+  EMBER_CHECK(x.size(1) == w.size(0), op << ": input " << x.shape() << " has " << x.size(1) << " channels but weight "
+                                         << w.shape() << " (layout [Ci, Co, KH, KW]) expects " << w.size(0));
   EMBER_CHECK(output_pad >= 0 && output_pad < stride,
               op << ": output_pad must be in [0, stride), got " << output_pad << " with stride " << stride);
   const int64_t Ho = (x.size(2) - 1) * stride - 2 * pad + w.size(2) + output_pad;

@@ -24,16 +24,15 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   detail::check_defined(op, a, "a");
   detail::check_defined(op, b, "b");
   const bool ranks_ok = (a.dim() == 2 && (b.dim() == 2 || b.dim() == 3)) || (a.dim() == 3 && b.dim() == 3);
-  EMBER_CHECK(ranks_ok, op << ": expected a, b both 2-D, both 3-D, or a 2-D and b 3-D; got a " << a.shape()
-                           << " and b " << b.shape());
+  EMBER_CHECK(ranks_ok, op << ": expected a, b both 2-D, both 3-D, or a 2-D and b 3-D; got a " << a.shape() << " and b "
+                           << b.shape());
   if (a.dim() == 3)
-    EMBER_CHECK(a.size(0) == b.size(0),
-                op << ": batch sizes differ: a " << a.shape() << " and b " << b.shape());
+    EMBER_CHECK(a.size(0) == b.size(0), op << ": batch sizes differ: a " << a.shape() << " and b " << b.shape());
   const int64_t M = trans_a ? a.size(-1) : a.size(-2), Ka = trans_a ? a.size(-2) : a.size(-1);
   const int64_t Kb = trans_b ? b.size(-1) : b.size(-2), N = trans_b ? b.size(-2) : b.size(-1);
   EMBER_CHECK(Ka == Kb, op << ": inner dimensions differ: op(a) of a " << a.shape() << (trans_a ? " (transposed)" : "")
-                           << " has " << Ka << " columns, op(b) of b " << b.shape()
-                           << (trans_b ? " (transposed)" : "") << " has " << Kb << " rows");
+                           << " has " << Ka << " columns, op(b) of b " << b.shape() << (trans_b ? " (transposed)" : "")
+                           << " has " << Kb << " rows");
   Device d = ember::detail::common_device(op, {&a, &b});
 
   const bool batched = b.dim() == 3;
@@ -50,8 +49,10 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
       if (shared_a) da = sum(da, {0});
     }
     if (need_b) {
-      if (!trans_b) db = matmul(sa, g, !trans_a, false);
-      else db = matmul(g, shared_a ? repeat_batch(sa, g.size(0)) : sa, true, trans_a);
+      if (!trans_b)
+        db = matmul(sa, g, !trans_a, false);
+      else
+        db = matmul(g, shared_a ? repeat_batch(sa, g.size(0)) : sa, true, trans_a);
     }
     return std::vector<Tensor>{da, db};
   });
@@ -62,8 +63,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   const char* op = "linear";
   detail::check_rank(op, x, 2, "input [N, in]");
   detail::check_rank(op, w, 2, "weight [out, in]");
-  EMBER_CHECK(x.size(1) == w.size(1), op << ": input " << x.shape() << " has " << x.size(1)
-                                         << " features but weight " << w.shape() << " expects " << w.size(1));
+  EMBER_CHECK(x.size(1) == w.size(1), op << ": input " << x.shape() << " has " << x.size(1) << " features but weight "
+                                         << w.shape() << " expects " << w.size(1));
   if (b.defined())
     EMBER_CHECK(b.dim() == 1 && b.size(0) == w.size(0),
                 op << ": bias " << b.shape() << " should be [" << w.size(0) << "] for weight " << w.shape());

@@ -17,8 +17,8 @@ Tensor channel_fill(const Tensor& x, float value) { return Tensor::full(Shape{x.
 
 }  // namespace
 
-Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
-                  Tensor& running_var, bool training, float momentum, float eps) {
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean, Tensor& running_var,
+                  bool training, float momentum, float eps) {
   const char* op = "batch_norm";
   detail::check_defined(op, x, "input");
   EMBER_CHECK(x.dim() >= 2, op << ": expected input [N, C, *] (rank >= 2), got " << x.shape());
@@ -70,8 +70,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     EMBER_DISPATCH("batch_norm backward", d, batchnorm_forward_eval, dy, sg, zeros, zeros, rv, eps, dx);
     if (need_gamma) {  // dgamma = sum over (n, *) of dy * xhat
       Tensor xhat = detail::empty_like(dy), prod = detail::empty_like(dy);
-      EMBER_DISPATCH("batch_norm backward", d, batchnorm_forward_eval, sx, channel_fill(dy, 1.0f), zeros, rm, rv,
-                     eps, xhat);
+      EMBER_DISPATCH("batch_norm backward", d, batchnorm_forward_eval, sx, channel_fill(dy, 1.0f), zeros, rm, rv, eps,
+                     xhat);
       EMBER_DISPATCH("batch_norm backward", d, mul, dy, xhat, prod);
       dgamma = detail::empty_like(sg);
       EMBER_DISPATCH("batch_norm backward", d, bias_grad, prod, dgamma);

@@ -18,9 +18,9 @@ namespace ember::cpu {
 namespace {
 
 struct ConvGeom {
-  int64_t N, Ci, H, W;    // input  [N, Ci, H, W]
-  int64_t Co, KH, KW;     // weight [Co, Ci, KH, KW]
-  int64_t Ho, Wo;         // output [N, Co, Ho, Wo]
+  int64_t N, Ci, H, W;  // input  [N, Ci, H, W]
+  int64_t Co, KH, KW;   // weight [Co, Ci, KH, KW]
+  int64_t Ho, Wo;       // output [N, Co, Ho, Wo]
   int64_t stride, pad;
   int64_t rows() const { return Ci * KH * KW; }  // R
   int64_t cols() const { return Ho * Wo; }       // P
@@ -29,8 +29,8 @@ struct ConvGeom {
 
 // in: input-shaped [N, Ci, H, W]; out: output-shaped [N, Co, Ho, Wo].
 ConvGeom geometry(const Tensor& in, const Tensor& w, const Tensor& out, int stride, int pad) {
-  return ConvGeom{in.size(0), in.size(1), in.size(2), in.size(3), w.size(0), w.size(2), w.size(3),
-                  out.size(2), out.size(3), stride, pad};
+  return ConvGeom{in.size(0), in.size(1),  in.size(2),  in.size(3), w.size(0), w.size(2),
+                  w.size(3),  out.size(2), out.size(3), stride,     pad};
 }
 
 // col [R, P] from one image x [Ci, H, W].
@@ -102,7 +102,7 @@ void conv2d_backward_data(const Tensor& dy, const Tensor& w, int stride, int pad
   const int64_t R = g.rows(), P = g.cols();
   std::vector<float> col(g.pointwise() ? 0 : R * P);  // [R, P]
   for (int64_t n = 0; n < g.N; ++n) {
-    const float* dyn = dy.data() + n * g.Co * P;   // [Co, P]
+    const float* dyn = dy.data() + n * g.Co * P;    // [Co, P]
     float* dxn = dx.data() + n * g.Ci * g.H * g.W;  // [Ci, H*W]
     float* c = g.pointwise() ? dxn : col.data();
     detail::gemm(true, false, R, P, g.Co, 1.0f, w.data(), R, dyn, P, 0.0f, c, P);  // w^T dy

@@ -29,7 +29,7 @@ namespace detail {
 namespace {
 
 constexpr int64_t kMC = 64, kKC = 256, kNC = 128;  // block of C and depth: A 64 KB + B 128 KB stay in L2
-constexpr int kMR = 4, kNR = 8;                     // register tile: 4 x 8 accumulators
+constexpr int kMR = 4, kNR = 8;                    // register tile: 4 x 8 accumulators
 
 // C = beta * C; beta == 0 writes zeros without reading (C may be uninitialised).
 void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
@@ -37,7 +37,8 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
 #pragma omp parallel for if (M * N > 65536)
   for (int64_t i = 0; i < M; ++i) {
     float* row = C + i * ldc;
-    if (beta == 0.0f) std::fill(row, row + N, 0.0f);
+    if (beta == 0.0f)
+      std::fill(row, row + N, 0.0f);
     else
       for (int64_t j = 0; j < N; ++j) row[j] *= beta;
   }

@@ -83,8 +83,7 @@ void batchnorm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, 
                         const Tensor& save_invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
   const ChannelLayout L(x);
   const double m = static_cast<double>(L.count());
-  const float *px = x.data(), *pdy = dy.data(), *pg = gamma.data(), *psm = save_mean.data(),
-              *psi = save_invstd.data();
+  const float *px = x.data(), *pdy = dy.data(), *pg = gamma.data(), *psm = save_mean.data(), *psi = save_invstd.data();
   float *pdx = dx.data(), *pdg = dgamma.data(), *pdb = dbeta.data();
 #pragma omp parallel for if (x.numel() > 32768)
   for (int64_t c = 0; c < L.C; ++c) {

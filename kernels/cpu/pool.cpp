@@ -43,9 +43,8 @@ void avgpool2x2_forward(const Tensor& x, Tensor& y) {
   const Planes g(x);
   const float* px = x.data();
   float* py = y.data();
-  for_each_small(g, [&](int64_t s) {
-    py[s] = 0.25f * (px[g.tap(s, 0)] + px[g.tap(s, 1)] + px[g.tap(s, 2)] + px[g.tap(s, 3)]);
-  });
+  for_each_small(
+      g, [&](int64_t s) { py[s] = 0.25f * (px[g.tap(s, 0)] + px[g.tap(s, 1)] + px[g.tap(s, 2)] + px[g.tap(s, 3)]); });
 }
 
 void avgpool2x2_backward(const Tensor& dy, Tensor& dx) {
@@ -87,9 +86,8 @@ void upsample2x_backward(const Tensor& dy, Tensor& dx) {
   const Planes g(dy);
   const float* pdy = dy.data();
   float* pdx = dx.data();
-  for_each_small(g, [&](int64_t s) {
-    pdx[s] = pdy[g.tap(s, 0)] + pdy[g.tap(s, 1)] + pdy[g.tap(s, 2)] + pdy[g.tap(s, 3)];
-  });
+  for_each_small(
+      g, [&](int64_t s) { pdx[s] = pdy[g.tap(s, 0)] + pdy[g.tap(s, 1)] + pdy[g.tap(s, 2)] + pdy[g.tap(s, 3)]; });
 }
 
 }  // namespace ember::cpu
