@@ -47,6 +47,25 @@ void check_common(const char* op, const Tensor& x, const Tensor& w, const Tensor
   ember::detail::common_device(op, {&x, &w, &b});
 }
 
+// The autograd node of either op (rows two and three of the table above). Saves only what the
+// needed gradients read.
+void record_conv(const char* op, Tensor& y, const Tensor& x, const Tensor& w, int stride, int pad, bool transposed) {
+  const bool need_x = x.requires_grad(), need_w = w.requires_grad();
+  Tensor sx = need_w ? x.detach() : Tensor(), sw = need_x ? w.detach() : Tensor();
+  const Shape x_shape = x.shape(), w_shape = w.shape();
+  record(op, y, {x, w}, [=](const Tensor& g) {
+    const char* bop = transposed ? "conv_transpose2d backward" : "conv2d backward";
+    Tensor dx, dw;
+    if (need_x)
+      dx = transposed ? run_forward(bop, g, sw, stride, pad, x_shape)
+                      : run_backward_data(bop, g, sw, stride, pad, x_shape);
+    if (need_w)
+      dw = transposed ? run_backward_filter(bop, g, sx, stride, pad, w_shape)
+                      : run_backward_filter(bop, sx, g, stride, pad, w_shape);
+    return std::vector<Tensor>{dx, dw};
+  });
+}
+
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad) {
@@ -61,14 +80,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int
   const Shape y_shape{x.size(0), w.size(0), (Hp - w.size(2)) / stride + 1, (Wp - w.size(3)) / stride + 1};
 
   Tensor y = run_forward(op, x, w, stride, pad, y_shape);
-  const bool need_x = x.requires_grad(), need_w = w.requires_grad();
-  Tensor sx = need_w ? x.detach() : Tensor(), sw = need_x ? w.detach() : Tensor();
-  const Shape x_shape = x.shape(), w_shape = w.shape();
-  record(op, y, {x, w}, [=](const Tensor& g) {
-    Tensor dx = need_x ? run_backward_data("conv2d backward", g, sw, stride, pad, x_shape) : Tensor();
-    Tensor dw = need_w ? run_backward_filter("conv2d backward", sx, g, stride, pad, w_shape) : Tensor();
-    return std::vector<Tensor>{dx, dw};
-  });
+  record_conv(op, y, x, w, stride, pad, false);
   return b.defined() ? bias_add(y, b) : y;
 }
 
@@ -87,14 +99,7 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int s
   const Shape y_shape{x.size(0), w.size(1), Ho, Wo};
 
   Tensor y = run_backward_data(op, x, w, stride, pad, y_shape);
-  const bool need_x = x.requires_grad(), need_w = w.requires_grad();
-  Tensor sx = need_w ? x.detach() : Tensor(), sw = need_x ? w.detach() : Tensor();
-  const Shape x_shape = x.shape(), w_shape = w.shape();
-  record(op, y, {x, w}, [=](const Tensor& g) {
-    Tensor dx = need_x ? run_forward("conv_transpose2d backward", g, sw, stride, pad, x_shape) : Tensor();
-    Tensor dw = need_w ? run_backward_filter("conv_transpose2d backward", g, sx, stride, pad, w_shape) : Tensor();
-    return std::vector<Tensor>{dx, dw};
-  });
+  record_conv(op, y, x, w, stride, pad, true);
   return b.defined() ? bias_add(y, b) : y;
 }
 

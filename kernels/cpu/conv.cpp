@@ -1,5 +1,6 @@
 // CPU reference for 2-D convolution (NCHW, cross-correlation, square stride and padding):
-// im2col / col2im + GEMM, one image at a time; the threads work inside im2col and the GEMM.
+// im2col / col2im + GEMM, one image at a time; the threads work inside the GEMM (and the copies,
+// with the built-in GEMM).
 //
 // For one image, with R = Ci*KH*KW and P = Ho*Wo:
 //   col [R, P]:  col[(ci*KH + kh)*KW + kw, oh*Wo + ow] = x[ci, oh*s - p + kh, ow*s - p + kw]  (0 in the padding)
@@ -16,6 +17,14 @@
 namespace ember::cpu {
 
 namespace {
+
+#ifdef EMBER_WITH_CBLAS
+// OpenBLAS (pthreads) has its own thread pool: OpenMP threads still spinning after a parallel
+// im2col would compete with it for the cores (3x slower on 2 cores), so the copies stay serial.
+constexpr bool kParallelCopies = false;
+#else
+constexpr bool kParallelCopies = true;  // the fallback GEMM shares the OpenMP pool
+#endif
 
 struct ConvGeom {
   int64_t N, Ci, H, W;  // input  [N, Ci, H, W]
@@ -36,7 +45,7 @@ ConvGeom geometry(const Tensor& in, const Tensor& w, const Tensor& out, int stri
 // col [R, P] from one image x [Ci, H, W].
 void im2col(const float* x, const ConvGeom& g, float* col) {
   const int64_t R = g.rows(), P = g.cols();
-#pragma omp parallel for if (R * P > 65536)
+#pragma omp parallel for if (kParallelCopies && R * P > 65536)
   for (int64_t r = 0; r < R; ++r) {
     const int64_t ci = r / (g.KH * g.KW), kh = (r / g.KW) % g.KH, kw = r % g.KW;
     const float* plane = x + ci * g.H * g.W;
@@ -60,7 +69,7 @@ void im2col(const float* x, const ConvGeom& g, float* col) {
 // im2col copied from it (overwrites dx). One thread per input channel: planes never overlap.
 void col2im(const float* col, const ConvGeom& g, float* dx) {
   const int64_t P = g.cols();
-#pragma omp parallel for if (g.rows() * P > 65536)
+#pragma omp parallel for if (kParallelCopies && g.rows() * P > 65536)
   for (int64_t ci = 0; ci < g.Ci; ++ci) {
     float* plane = dx + ci * g.H * g.W;
     std::fill(plane, plane + g.H * g.W, 0.0f);

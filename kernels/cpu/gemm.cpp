@@ -44,31 +44,20 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
   }
 }
 
-// ap[panel][p][r] = alpha * op(A)[i0 + panel*MR + r, p0 + p], rows past mc zero.
-void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t p0, int64_t mc, int64_t kc, float alpha,
-            float* ap) {
-  for (int64_t ir = 0; ir < mc; ir += kMR) {
-    float* panel = ap + ir * kc;  // [kc][MR]
-    for (int64_t p = 0; p < kc; ++p)
-      for (int r = 0; r < kMR; ++r) {
+// Packs rows [r0, r0 + rows) x columns [c0, c0 + depth) of M = (trans ? S^T : S), S stored with
+// row stride ld, into panels of W rows: dst[panel][p][r] = alpha * M[r0 + panel*W + r, c0 + p],
+// rows past `rows` zero. op(A) is packed as is; op(B) as its transpose, so both read alike.
+template <int W>
+void pack_panels(const float* S, int64_t ld, bool trans, int64_t r0, int64_t c0, int64_t rows, int64_t depth,
+                 float alpha, float* dst) {
+  for (int64_t ir = 0; ir < rows; ir += W) {
+    float* panel = dst + ir * depth;  // [depth][W]
+    for (int64_t p = 0; p < depth; ++p)
+      for (int r = 0; r < W; ++r) {
         const int64_t i = ir + r;
         float v = 0.0f;
-        if (i < mc) v = trans ? A[(p0 + p) * lda + (i0 + i)] : A[(i0 + i) * lda + (p0 + p)];
-        panel[p * kMR + r] = alpha * v;
-      }
-  }
-}
-
-// bp[panel][p][c] = op(B)[p0 + p, j0 + panel*NR + c], columns past nc zero.
-void pack_b(bool trans, const float* B, int64_t ldb, int64_t p0, int64_t j0, int64_t kc, int64_t nc, float* bp) {
-  for (int64_t jr = 0; jr < nc; jr += kNR) {
-    float* panel = bp + jr * kc;  // [kc][NR]
-    for (int64_t p = 0; p < kc; ++p)
-      for (int c = 0; c < kNR; ++c) {
-        const int64_t j = jr + c;
-        float v = 0.0f;
-        if (j < nc) v = trans ? B[(j0 + j) * ldb + (p0 + p)] : B[(p0 + p) * ldb + (j0 + j)];
-        panel[p * kNR + c] = v;
+        if (i < rows) v = trans ? S[(c0 + p) * ld + (r0 + i)] : S[(r0 + i) * ld + (c0 + p)];
+        panel[p * W + r] = alpha * v;
       }
   }
 }
@@ -104,8 +93,8 @@ void gemm_fallback(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
         const int64_t j0 = jb * kNC, nc = std::min(kNC, N - j0);
         for (int64_t p0 = 0; p0 < K; p0 += kKC) {
           const int64_t kc = std::min(kKC, K - p0);
-          pack_a(trans_a, A, lda, i0, p0, mc, kc, alpha, ap.data());
-          pack_b(trans_b, B, ldb, p0, j0, kc, nc, bp.data());
+          pack_panels<kMR>(A, lda, trans_a, i0, p0, mc, kc, alpha, ap.data());  // op(A) rows
+          pack_panels<kNR>(B, ldb, !trans_b, j0, p0, nc, kc, 1.0f, bp.data());  // op(B)^T rows = op(B) columns
           for (int64_t jr = 0; jr < nc; jr += kNR)
             for (int64_t ir = 0; ir < mc; ir += kMR)
               micro_kernel(kc, ap.data() + ir * kc, bp.data() + jr * kc, C + (i0 + ir) * ldc + (j0 + jr), ldc,
