@@ -84,7 +84,7 @@ TEST_CASE("elementwise: scale and add_scalar", "[elementwise]") {
               1.f);
 }
 
-TEST_CASE("elementwise: bias_add over [N,C], [N,C,H,W] and [N,C,1,1]", "[elementwise]") {
+TEST_CASE("elementwise: bias_add over N,C and N,C,H,W inputs, incl. H=W=1", "[elementwise]") {
   const std::vector<Shape> xs{Shape{1, 1}, Shape{5, 3}, Shape{2, 7, 3, 5}, Shape{3, 5, 1, 1}, Shape{1, 2, 1, 1}};
   for (size_t s = 0; s < xs.size(); ++s) {
     const Shape& shape = xs[s];
@@ -101,7 +101,8 @@ TEST_CASE("elementwise: bias_add over [N,C], [N,C,H,W] and [N,C,1,1]", "[element
 
 TEST_CASE("elementwise: bias_add and same-shape errors", "[elementwise][errors]") {
   Tensor x = test::random_tensor(Shape{2, 3, 4}, 1);
-  REQUIRE_THROWS_WITH(ops::bias_add(x, Tensor::zeros(Shape{4})), Catch::Contains("bias_add") && Catch::Contains("[2, 3, 4]"));
+  REQUIRE_THROWS_WITH(ops::bias_add(x, Tensor::zeros(Shape{4})),
+                      Catch::Contains("bias_add") && Catch::Contains("[2, 3, 4]"));
   REQUIRE_THROWS_WITH(ops::bias_add(x, Tensor::zeros(Shape{3, 1})), Catch::Contains("bias [C]"));
   REQUIRE_THROWS_WITH(ops::add(x, Tensor::zeros(Shape{2, 4, 3})), Catch::Contains("[2, 3, 4] and [2, 4, 3]"));
   REQUIRE_THROWS_WITH(ops::mul(x, Tensor()), Catch::Contains("undefined"));
@@ -146,8 +147,8 @@ TEST_CASE("elementwise: gamma_residual", "[elementwise]") {
       Tensor gamma = test::random_param(gshape, 600 + s, -2.f, 2.f);
       Tensor o = test::random_param(shapes()[s], 700 + s), x = test::random_param(shapes()[s], 800 + s);
       const double g = gamma.item();
-      CHECK(test::rel_err(ops::gamma_residual(gamma, o, x), zip_ref(o, x, [g](double a, double b) { return g * a + b; })) <
-            kValTol);
+      std::vector<double> ref = zip_ref(o, x, [g](double a, double b) { return g * a + b; });
+      CHECK(test::rel_err(ops::gamma_residual(gamma, o, x), ref) < kValTol);
       auto f = [](const std::vector<Tensor>& in) { return ops::gamma_residual(in[0], in[1], in[2]); };
       CHECK(test::gradcheck(f, {gamma, o, x}, kEps) < kGradTol);
     }

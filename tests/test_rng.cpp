@@ -43,7 +43,7 @@ TEST_CASE("rng: Philox4x32-10 matches the Random123 known-answer vectors", "[rng
               philox::philox4x32_10({0x243f6a88, 0x85a308d3, 0, 0}, 0xa4093822, 0x299f31d0)));
 }
 
-TEST_CASE("rng: the unit mapping lies in (0, 1]", "[rng]") {
+TEST_CASE("rng: the unit mapping is above 0 and at most 1", "[rng]") {
   CHECK(philox::to_unit(0) > 0.f);
   CHECK(philox::to_unit(0) == 1.f / 16777216.f);
   CHECK(philox::to_unit(0xffffffffu) == 1.f);
@@ -61,7 +61,7 @@ TEST_CASE("rng: uniform fills are element-for-element Philox words", "[rng]") {
   }
 }
 
-TEST_CASE("rng: 1e5 uniforms have the moments of U(0,1]", "[rng]") {
+TEST_CASE("rng: 1e5 uniforms have the moments of the uniform distribution", "[rng]") {
   Generator gen(7);
   std::vector<float> v = rand_uniform(Shape{100000}, gen).to_vector();
   int outside = 0;
@@ -80,7 +80,7 @@ TEST_CASE("rng: 1e5 uniforms have the moments of U(0,1]", "[rng]") {
   for (int b : bins) CHECK(std::abs(b - 10000) < 5 * 95);
 }
 
-TEST_CASE("rng: 1e5 normals have the moments of N(0,1), pairs uncorrelated", "[rng]") {
+TEST_CASE("rng: 1e5 normals have the moments of the standard normal, pairs uncorrelated", "[rng]") {
   Generator gen(8);
   std::vector<float> v = randn(Shape{100000}, gen).to_vector();
   Moments m = moments(v);

@@ -24,6 +24,17 @@ void check_labels(const Tensor& labels, int64_t K) {
                                          << K - 1 << ")");
   }
 }
+// Records the node of a loss whose one differentiable input is x: the backward allocates dx
+// like x and lets `fill_dx(x, g, dx)` run the backward kernel.
+template <class F>
+void record_loss(const char* name, Tensor& loss, const Tensor& x, F fill_dx) {
+  Tensor sx = x.detach();
+  record(name, loss, {x}, [sx, fill_dx](const Tensor& g) {
+    Tensor dx = detail::empty_like(sx);
+    fill_dx(sx, g, dx);
+    return std::vector<Tensor>{dx};
+  });
+}
 }  // namespace
 
 Tensor hinge_loss(const Tensor& x, float sign) {
@@ -31,11 +42,8 @@ Tensor hinge_loss(const Tensor& x, float sign) {
   EMBER_CHECK(sign == 1.0f || sign == -1.0f, "hinge_loss: sign must be +1 (real) or -1 (fake), got " << sign);
   Tensor loss = Tensor::empty(Shape{}, x.device());
   EMBER_DISPATCH("hinge_loss", x.device(), hinge_forward, x, sign, loss);
-  Tensor sx = x.detach();
-  record("hinge_loss", loss, {x}, [sx, sign](const Tensor& g) {
-    Tensor dx = detail::empty_like(sx);
+  record_loss("hinge_loss", loss, x, [sign](const Tensor& sx, const Tensor& g, Tensor& dx) {
     EMBER_DISPATCH("hinge_loss backward", sx.device(), hinge_backward, sx, sign, g, dx);
-    return std::vector<Tensor>{dx};
   });
   return loss;
 }
@@ -50,11 +58,8 @@ Tensor bce_with_logits(const Tensor& x, const Tensor& target) {
   Device d = ember::detail::common_device("bce_with_logits", {&x, &target});
   Tensor loss = Tensor::empty(Shape{}, d);
   EMBER_DISPATCH("bce_with_logits", d, bce_logits_forward, x, target, loss);
-  Tensor sx = x.detach(), st = target.detach();
-  record("bce_with_logits", loss, {x}, [sx, st, d](const Tensor& g) {
-    Tensor dx = detail::empty_like(sx);
+  record_loss("bce_with_logits", loss, x, [st = target.detach(), d](const Tensor& sx, const Tensor& g, Tensor& dx) {
     EMBER_DISPATCH("bce_with_logits backward", d, bce_logits_backward, sx, st, g, dx);
-    return std::vector<Tensor>{dx};
   });
   return loss;
 }
@@ -69,12 +74,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
   check_labels(labels, logits.size(1));
   Tensor loss = Tensor::empty(Shape{}, d);
   EMBER_DISPATCH("cross_entropy", d, cross_entropy_forward, logits, labels, loss);
-  Tensor sl = logits.detach(), sy = labels.detach();
   // Labels are indices: not differentiable, so only the logits are recorded as an input.
-  record("cross_entropy", loss, {logits}, [sl, sy, d](const Tensor& g) {
-    Tensor dl = detail::empty_like(sl);
+  record_loss("cross_entropy", loss, logits, [sy = labels.detach(), d](const Tensor& sl, const Tensor& g, Tensor& dl) {
     EMBER_DISPATCH("cross_entropy backward", d, cross_entropy_backward, sl, sy, g, dl);
-    return std::vector<Tensor>{dl};
   });
   return loss;
 }
