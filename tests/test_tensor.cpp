@@ -150,3 +150,13 @@ TEST_CASE("tensor: ops on tensors from different devices are an error", "[tensor
   SUCCEED("built without CUDA: only CPU tensors exist");
 #endif
 }
+
+TEST_CASE("tensor: using an undefined tensor is an error, not a crash", "[tensor][errors]") {
+  Tensor u;
+  REQUIRE_THROWS_WITH(u.shape(), Catch::Contains("undefined"));
+  REQUIRE_THROWS_WITH(u.detach(), Catch::Contains("detach: tensor is undefined"));
+  REQUIRE_THROWS_WITH(u.zero_grad(), Catch::Contains("zero_grad: tensor is undefined"));
+  REQUIRE_THROWS_WITH(u.set_grad(Tensor()), Catch::Contains("set_grad: tensor is undefined"));
+  REQUIRE_THROWS_WITH(u.reshape({1}), Catch::Contains("undefined"));
+  REQUIRE_THROWS_WITH(u.backward(), Catch::Contains("undefined"));
+}
