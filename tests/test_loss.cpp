@@ -16,8 +16,7 @@ Tensor away_from_kink(const Tensor& t, float kink, float margin) {
   std::vector<float> v = t.to_vector();
   for (float& x : v)
     if (std::abs(x - kink) < margin) x = x < kink ? kink - margin : kink + margin;
-  Tensor out = Tensor::from_vector(v, t.shape());
-  return out;
+  return Tensor::from_vector(v, t.shape());
 }
 
 double naive_hinge(const std::vector<double>& x, double sign) {

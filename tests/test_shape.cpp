@@ -1,5 +1,6 @@
 // Shape ops: reshape (incl. -1) and flatten as views, concat / narrow / split along dim 0 as
 // copies; values against plain index arithmetic, gradients by finite differences, the errors.
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "tests/harness.h"
