@@ -104,7 +104,7 @@ StateDict Module::state_dict() const {
   return snapshot(s);
 }
 
-void Module::load_state_dict(const StateDict& sd, bool strict) {
+void Module::check_state_dict(const StateDict& sd, bool strict) const {
   std::vector<std::pair<std::string, Tensor*>> slots;
   collect("", true, true, slots);
   std::map<std::string, const Tensor*> given;
@@ -141,7 +141,14 @@ void Module::load_state_dict(const StateDict& sd, bool strict) {
   if (strict && !missing.empty()) err << "\n  missing keys: " << list(missing);
   if (strict && !unexpected.empty()) err << "\n  unexpected keys: " << list(unexpected);
   EMBER_CHECK(err.str().empty(), "load_state_dict" << (strict ? " (strict)" : "") << ":" << err.str());
+}
 
+void Module::load_state_dict(const StateDict& sd, bool strict) {
+  check_state_dict(sd, strict);
+  std::vector<std::pair<std::string, Tensor*>> slots;
+  collect("", true, true, slots);
+  std::map<std::string, const Tensor*> given;
+  for (const auto& kv : sd) given.emplace(kv.first, &kv.second);
   for (const auto& s : slots) {
     auto it = given.find(s.first);
     if (it != given.end()) s.second->copy_(*it->second);

@@ -54,6 +54,8 @@ class Module {
   // them by name. Not strict: missing and unexpected entries are skipped, shape mismatches
   // are still errors (as PyTorch). Nothing is copied unless all checks pass.
   void load_state_dict(const StateDict& sd, bool strict = true);
+  // The checks of load_state_dict alone: throws as it would, changes nothing.
+  void check_state_dict(const StateDict& sd, bool strict = true) const;
 
   // Moves every parameter and buffer (recursively) to `device`. Gradients are dropped.
   void to(Device device);

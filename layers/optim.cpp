@@ -25,7 +25,7 @@ StateDict Optimizer::zeros_like_params(const std::string& prefix) const {
   return out;
 }
 
-void Optimizer::load_state_dict(const StateDict& sd) {
+void Optimizer::check_state_dict(const StateDict& sd) const {
   StateDict mine = state_dict();
   std::map<std::string, Tensor> given(sd.begin(), sd.end());
   EMBER_CHECK(given.size() == sd.size(), "optimizer load_state_dict: duplicated names");
@@ -40,6 +40,11 @@ void Optimizer::load_state_dict(const StateDict& sd) {
   }
   for (const auto& kv : given) err += "\n  unexpected: " + kv.first;
   EMBER_CHECK(err.empty(), "optimizer load_state_dict:" << err);
+}
+
+void Optimizer::load_state_dict(const StateDict& sd) {
+  check_state_dict(sd);
+  StateDict mine = state_dict();
   std::map<std::string, Tensor> src(sd.begin(), sd.end());
   for (const auto& kv : mine) kv.second.copy_(src.at(kv.first));
 }

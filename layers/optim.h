@@ -27,6 +27,7 @@ class Optimizer {
   virtual StateDict state_dict() const = 0;
   // Strict: every entry present with the right shape, nothing extra.
   void load_state_dict(const StateDict& sd);
+  void check_state_dict(const StateDict& sd) const;  // load_state_dict's checks alone
   int64_t steps() const { return steps_; }
   void set_steps(int64_t s) { steps_ = s; }
   float lr = 0;  // the current learning rate (set from the options; change it for schedules)

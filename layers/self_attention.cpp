@@ -18,13 +18,13 @@ SelfAttention::SelfAttention(int64_t c, AttentionVariant var, Generator& gen)
     : channels(c), key_channels(c / 8), value_channels(var == AttentionVariant::Article ? c : c / 2), variant(var) {
   EMBER_CHECK(c >= 8 && c % 8 == 0, "SelfAttention: channels must be a positive multiple of 8, got " << c);
   const bool bias = var == AttentionVariant::Article;
-  auto conv1x1 = [&](int64_t in, int64_t out) {
-    return spectral_norm(std::make_shared<Conv2d>(in, out, 1, 1, 0, gen, bias), gen);
+  auto conv1x1 = [&](int64_t in, int64_t out, bool with_bias) {
+    return spectral_norm(std::make_shared<Conv2d>(in, out, 1, 1, 0, gen, with_bias), gen);
   };
-  f = register_module("f", conv1x1(c, key_channels));
-  g = register_module("g", conv1x1(c, key_channels));
-  h = register_module("h", conv1x1(c, value_channels));
-  if (var == AttentionVariant::Official) o = register_module("o", conv1x1(value_channels, c));
+  f = register_module("f", conv1x1(c, key_channels, bias));
+  g = register_module("g", conv1x1(c, key_channels, false));
+  h = register_module("h", conv1x1(c, value_channels, bias));
+  if (var == AttentionVariant::Official) o = register_module("o", conv1x1(value_channels, c, false));
   gamma = Tensor::zeros(Shape{1});
   register_parameter("gamma", &gamma);
 }
@@ -46,6 +46,7 @@ Tensor SelfAttention::forward(const Tensor& x) {
                                << (x.defined() ? x.shape().str() : "undefined"));
   EMBER_CHECK(variant == AttentionVariant::Article || (x.size(2) % 2 == 0 && x.size(3) % 2 == 0),
               "SelfAttention (official): H and W must be even for the 2x2 pooling, got " << x.shape());
+  if (keep_input) last_input = x.detach();
   Tensor q = queries(x);  // [B, C/8, N]
   Tensor k = keys(x);     // [B, C/8, M]
   Tensor v = (*h)(x);     // [B, Cv, H, W]

@@ -6,7 +6,9 @@
 //
 // Two variants, chosen at construction:
 //   Article  (T. Silva's article code): Cv = C, keys and values at full resolution (M = N), no
-//            output projection; the 1x1 convolutions have biases (Keras Conv2D's default there).
+//            output projection; f and h have biases (Keras Conv2D's default there), g does not:
+//            a key bias adds f_i . b to every score of query i, which the softmax cancels, so
+//            its gradient is exactly 0 (a dead parameter that Adam would move by rounding noise).
 //   Official (Zhang et al.'s released code, sn_non_local_block_sim): g and h max-pooled 2x2
 //            (M = N/4), Cv = C/2, then an output 1x1 convolution "o" C/2 -> C before gamma;
 //            no biases (sn_conv1x1 has none).
@@ -35,6 +37,11 @@ class SelfAttention : public Module {
   // M = N (Article) or N/4 (Official; keys on the pooled (H/2, W/2) grid). No autograd; does
   // not advance spectral norm (evaluated with the stored u, v).
   Tensor attention_map(const Tensor& x, const std::vector<int64_t>& query_positions);
+
+  // For attention pictures: while keep_input is set, forward keeps its input (detached) in
+  // last_input, so a caller can ask attention_map about the feature map G actually produced.
+  bool keep_input = false;
+  Tensor last_input;
 
   int64_t channels, key_channels, value_channels;
   AttentionVariant variant;

@@ -52,7 +52,7 @@ SaganGenerator::SaganGenerator(const SaganConfig& c, Generator& gen) : cfg(c) {
   check_config(c);
   const int n_up = stages_for(c.resolution, "SAGAN");
   c0 = channels_at(c, 4);
-  fc = register_module("fc", spectral_norm(std::make_shared<Linear>(c.z_dim, 16 * c0, gen), gen));
+  fc = register_module("fc", spectral_norm(std::make_shared<Linear>(c.z_dim, 16 * c0, gen, false), gen));
   bn0 = register_module("bn0", std::make_shared<BatchNorm2d>(c0));
   ups = register_module("ups", std::make_shared<ModuleList>());
   int64_t ch = c0;
@@ -60,7 +60,7 @@ SaganGenerator::SaganGenerator(const SaganConfig& c, Generator& gen) : cfg(c) {
   for (int i = 0, r = 8; i < n_up; ++i, r *= 2) {
     const int64_t next = channels_at(c, r);
     ups->push_back(std::make_shared<UpStage>(
-        spectral_norm(std::make_shared<ConvTranspose2d>(ch, next, 4, 2, 1, gen), gen), next));
+        spectral_norm(std::make_shared<ConvTranspose2d>(ch, next, 4, 2, 1, gen, false), gen), next));
     ch = next;
     if (r == c.attention_resolution()) {
       attn_after = i;

@@ -20,7 +20,9 @@
 // Initialisation: PyTorch's defaults (Linear/Conv: kaiming-uniform a = sqrt(5), i.e.
 // U(+-1/sqrt(fan_in)), bias U(+-1/sqrt(fan_in)); BatchNorm weight 1, bias 0; gamma 0), drawn
 // from the Generator given; spectral-norm u, v normalised N(0,1) from the same Generator.
-// All layers have biases (PyTorch's default).
+// Biases: every layer has one except those feeding a BatchNorm (G's fc and transposed
+// convolutions), whose bias the mean subtraction cancels exactly (a dead parameter that Adam
+// would still move by rounding noise; DCGAN omits them for the same reason).
 //
 // State dict names (= tests/parity/ember_models.py): G: fc.*, bn0.*, ups.<i>.conv.*,
 // ups.<i>.bn.*, attn.*, out.*;  D: downs.<i>.*, attn.*, fc.*.

@@ -4,11 +4,15 @@
 // compared: output, every parameter gradient, input gradients, every buffer after the forward
 // (spectral-norm u and v, BatchNorm running statistics) and, where present, the eval-mode output.
 //
-// Tolerances are on ||ember - ref|| / ||ref|| per tensor and cover ember's float32 arithmetic:
-//   single layers 1e-5; whole models 1e-4 (a dozen layers, BatchNorm over small batches
-//   amplifies rounding); three Adam steps 1e-4 on the weights (see the test).
+// Tolerances are on ||ember - ref|| / ||ref|| per tensor and cover ember's float32 arithmetic
+// (errors measured on CPU when these were written, in brackets):
+//   single layers and losses 1e-5 [<= 7e-7]; whole models 1e-4 [<= 1.1e-5: a dozen layers,
+//   BatchNorm over small batches, biases whose gradient partly cancels]; three Adam steps 1e-5
+//   [<= 1.4e-6].
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <set>
@@ -43,14 +47,31 @@ StateDict with_prefix(const SafetensorsFile& f, const std::string& prefix) {
   return sd;
 }
 
-void expect_close(const std::string& what, const Tensor& got, const Tensor& ref, double tol) {
+double norm(const Tensor& t) {
+  double s = 0;
+  for (float v : t.to_vector()) s += static_cast<double>(v) * v;
+  return std::sqrt(s);
+}
+
+// ||got - ref|| / max(||ref||, floor) <= tol.
+void expect_close(const std::string& what, const Tensor& got, const Tensor& ref, double tol, double floor = 0) {
   INFO(what << ": ember " << (got.defined() ? got.shape().str() : "undefined") << " vs PyTorch " << ref.shape());
   REQUIRE(got.defined());
   REQUIRE(got.shape() == ref.shape());
-  const double err = test::rel_err(got, ref);
-  INFO("relative error " << err << " (tolerance " << tol << ")");
+  double diff = 0;
+  std::vector<float> a = got.to_vector(), b = ref.to_vector();
+  for (size_t i = 0; i < a.size(); ++i) diff += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+  const double err = std::isfinite(diff) ? std::sqrt(diff) / std::max(norm(ref), floor) : INFINITY;
+  INFO("relative error " << err << " (tolerance " << tol << (floor > 0 ? ", relative to the case's largest gradient" : "")
+                         << ")");
   CHECK(err <= tol);
 }
+
+// Some exact gradients are 0: a bias feeding BatchNorm (the mean subtraction cancels it) or the
+// bias of the attention keys (softmax is invariant to a constant per query). The float64
+// reference is then rounding noise (~1e-17) and ember's float32 value ~1e-9: such a gradient
+// is measured against the largest gradient norm of the case instead of its own norm.
+double zero_grad_floor(const Tensor& ref, double largest) { return norm(ref) <= 1e-6 * largest ? largest : 0.0; }
 
 using Forward = std::function<Tensor(Module&, const std::map<std::string, Tensor>&)>;
 
@@ -73,13 +94,18 @@ void check_case(const std::string& name, Module& m, const Forward& fwd, double t
   out.backward(g.get("grad_out"));
 
   std::set<std::string> expected;
-  for (auto& kv : with_prefix(g, "grad.")) expected.insert(kv.first);
+  double largest = 0;
+  for (auto& kv : with_prefix(g, "grad.")) {
+    expected.insert(kv.first);
+    largest = std::max(largest, norm(kv.second));
+  }
   std::set<std::string> seen;
   for (auto& kv : m.named_parameters()) {
     seen.insert(kv.first);
     INFO("parameter " << kv.first);
     REQUIRE(expected.count(kv.first));
-    expect_close(name + " grad of " + kv.first, kv.second.grad(), g.get("grad." + kv.first), tol);
+    Tensor ref = g.get("grad." + kv.first);
+    expect_close(name + " grad of " + kv.first, kv.second.grad(), ref, tol, zero_grad_floor(ref, largest));
   }
   CHECK(seen == expected);
   for (auto& kv : inputs) expect_close(name + " grad of input " + kv.first, kv.second.grad(), g.get("grad_in." + kv.first), tol);
@@ -100,6 +126,7 @@ void check_case(const std::string& name, Module& m, const Forward& fwd, double t
 
 constexpr double kLayerTol = 1e-5;
 constexpr double kModelTol = 1e-4;
+constexpr double kAdamTol = 1e-5;
 
 }  // namespace
 
@@ -187,9 +214,9 @@ TEST_CASE("parity: hinge and non-saturating losses with their gradients", "[pari
 
 // Three alternating D/G steps exactly as the training loop runs them: D on real and G(z).detach()
 // as one concatenated batch with the hinge loss, then G through D; Adam (TTUR 1e-4 / 4e-4,
-// betas 0 / 0.9). The weights after three steps are compared with 1e-4: Adam's first steps move
-// each weight by about lr * sign(g), so they are insensitive to rounding except where a
-// gradient is near zero, and the loss values with 1e-4.
+// betas 0 / 0.9). The losses of each step and every weight and buffer after three steps are
+// compared. (Adam's first steps move each weight by about lr * sign(g): the test is well posed
+// only because the article G has no dead parameters, see models/sagan.h and self_attention.h.)
 TEST_CASE("parity: three Adam steps of a SAGAN G/D pair", "[parity][optim]") {
   SafetensorsFile g = golden("adam_steps");
   models::SaganConfig c;
@@ -218,9 +245,9 @@ TEST_CASE("parity: three Adam steps of a SAGAN G/D pair", "[parity][optim]") {
     opt_G.zero_grad();
     lg.backward();
     opt_G.step();
-    expect_close("D loss, step " + k, ld.reshape({1}), g.get("out.loss_d." + k), kModelTol);
-    expect_close("G loss, step " + k, lg.reshape({1}), g.get("out.loss_g." + k), kModelTol);
+    expect_close("D loss, step " + k, ld.reshape({1}), g.get("out.loss_d." + k), kAdamTol);
+    expect_close("G loss, step " + k, lg.reshape({1}), g.get("out.loss_g." + k), kAdamTol);
   }
-  for (auto& kv : G.state_dict()) expect_close("G." + kv.first + " after Adam", kv.second, g.get("after.G." + kv.first), kModelTol);
-  for (auto& kv : D.state_dict()) expect_close("D." + kv.first + " after Adam", kv.second, g.get("after.D." + kv.first), kModelTol);
+  for (auto& kv : G.state_dict()) expect_close("G." + kv.first + " after Adam", kv.second, g.get("after.G." + kv.first), kAdamTol);
+  for (auto& kv : D.state_dict()) expect_close("D." + kv.first + " after Adam", kv.second, g.get("after.D." + kv.first), kAdamTol);
 }

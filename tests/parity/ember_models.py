@@ -21,8 +21,8 @@ def scaled(base, width):
 
 
 class SelfAttention(nn.Module):
-    """ember's SelfAttention: variant "article" (Cv = C, full-resolution keys, 1x1 convs with
-    bias, no output conv) or "official" (keys/values max-pooled 2x2, Cv = C/2, no biases,
+    """ember's SelfAttention: variant "article" (Cv = C, full-resolution keys, f and h with
+    bias, g without (softmax cancels a key bias), no output conv) or "official" (keys/values max-pooled 2x2, Cv = C/2, no biases,
     output 1x1 conv "o" C/2 -> C). y = gamma * o + x; beta_i = softmax_j(f_i . g_j)."""
 
     def __init__(self, channels, variant="article"):
@@ -32,7 +32,7 @@ class SelfAttention(nn.Module):
         bias = variant == "article"
         cv = channels if variant == "article" else channels // 2
         self.f = SN(nn.Conv2d(channels, channels // 8, 1, bias=bias))
-        self.g = SN(nn.Conv2d(channels, channels // 8, 1, bias=bias))
+        self.g = SN(nn.Conv2d(channels, channels // 8, 1, bias=False))
         self.h = SN(nn.Conv2d(channels, cv, 1, bias=bias))
         if variant == "official":
             self.o = SN(nn.Conv2d(cv, channels, 1, bias=False))
@@ -84,13 +84,13 @@ class SaganGenerator(nn.Module):
         ch_at = lambda r: scaled(2048 // r, width)
         attn_res = 16 if resolution == 32 else 32
         self.z_dim, self.c0 = z_dim, ch_at(4)
-        self.fc = SN(nn.Linear(z_dim, 16 * self.c0))
+        self.fc = SN(nn.Linear(z_dim, 16 * self.c0, bias=False))  # BatchNorm follows: no bias
         self.bn0 = nn.BatchNorm2d(self.c0)
         self.ups = nn.ModuleList()
         ch, r, self.attn_after = self.c0, 8, -1
         for i in range(stages_for(resolution)):
             nxt = ch_at(r)
-            self.ups.append(UpStage(SN(nn.ConvTranspose2d(ch, nxt, 4, 2, 1)), nxt))
+            self.ups.append(UpStage(SN(nn.ConvTranspose2d(ch, nxt, 4, 2, 1, bias=False)), nxt))
             ch = nxt
             if r == attn_res:
                 self.attn_after = i
