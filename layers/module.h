@@ -45,7 +45,7 @@ class Module {
   std::vector<Tensor> parameters() const;
   StateDict named_parameters() const;
   StateDict named_buffers() const;
-  StateDict state_dict() const;
+  StateDict state_dict() const;  // handles that share the module's data, as in PyTorch (clone to snapshot)
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const { return children_; }
   int64_t num_parameters() const;  // total elements over all parameters
 
