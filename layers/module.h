@@ -10,6 +10,9 @@
 // built after to() (it holds handles). load_state_dict copies data INTO the existing tensors,
 // so handles held elsewhere (optimizers) stay valid.
 //
+// Devices: layers are built on the CPU, drawing their initial weights from an ember Generator
+// (Philox), then moved with to(device); so one seed gives the same weights on CPU and CUDA.
+//
 // Order (as PyTorch): a module's own parameters in registration order, then its own buffers,
 // then each child recursively. state_dict() = parameters and buffers in that order.
 #pragma once
