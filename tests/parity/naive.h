@@ -1,5 +1,5 @@
-// Double-precision references shared by tests/test_layers.cpp, test_models.cpp and
-// test_parity.cpp: plain loops, no ember op, so they are independent of what they check.
+// Double-precision references shared by tests/test_layers.cpp and tests/test_models.cpp: plain
+// loops, no ember op, so they are independent of what they check.
 #pragma once
 #include <cmath>
 #include <cstdint>
