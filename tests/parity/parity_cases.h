@@ -159,32 +159,25 @@ inline void attention(Device device) {
   check_case("attention_official", b, fwd_x, kLayerTol, device);
 }
 
+template <class G_t, class D_t, class Config>
+void model_pair(const std::string& name, const Config& c, Generator& gen, Device device) {
+  G_t G(c, gen);
+  D_t D(c, gen);
+  check_case(name + "_G", G, fwd_z, kModelTol, device);
+  check_case(name + "_D", D, fwd_x, kModelTol, device);
+}
+
 inline void whole_models(Device device) {
   Generator gen(3);
-  {
-    models::SaganConfig c;
-    c.resolution = 32, c.width = 1.0f / 16, c.z_dim = 8;
-    models::SaganGenerator G(c, gen);
-    models::SaganDiscriminator D(c, gen);
-    check_case("sagan_G", G, fwd_z, kModelTol, device);
-    check_case("sagan_D", D, fwd_x, kModelTol, device);
-  }
-  {
-    models::SaganResNetConfig c;
-    c.resolution = 32, c.base = 8, c.z_dim = 8;
-    models::SaganResNetGenerator G(c, gen);
-    models::SaganResNetDiscriminator D(c, gen);
-    check_case("sagan_resnet_G", G, fwd_z, kModelTol, device);
-    check_case("sagan_resnet_D", D, fwd_x, kModelTol, device);
-  }
-  {
-    models::DcganConfig c;
-    c.resolution = 32, c.base = 4, c.z_dim = 8;
-    models::DcganGenerator G(c, gen);
-    models::DcganDiscriminator D(c, gen);
-    check_case("dcgan_G", G, fwd_z, kModelTol, device);
-    check_case("dcgan_D", D, fwd_x, kModelTol, device);
-  }
+  models::SaganConfig sc;
+  sc.resolution = 32, sc.width = 1.0f / 16, sc.z_dim = 8;
+  model_pair<models::SaganGenerator, models::SaganDiscriminator>("sagan", sc, gen, device);
+  models::SaganResNetConfig rc;
+  rc.resolution = 32, rc.base = 8, rc.z_dim = 8;
+  model_pair<models::SaganResNetGenerator, models::SaganResNetDiscriminator>("sagan_resnet", rc, gen, device);
+  models::DcganConfig dc;
+  dc.resolution = 32, dc.base = 4, dc.z_dim = 8;
+  model_pair<models::DcganGenerator, models::DcganDiscriminator>("dcgan", dc, gen, device);
 }
 
 inline void losses(Device device) {
