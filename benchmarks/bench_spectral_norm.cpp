@@ -247,7 +247,7 @@ void gpu_part(int runs) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int runs = bench::arg_int(argc, argv, "--runs", 200);
+  [[maybe_unused]] const int runs = bench::arg_int(argc, argv, "--runs", 200);
   const int cpu_runs = bench::arg_int(argc, argv, "--cpu-runs", 5);
 #ifdef EMBER_WITH_CUDA
   if (cuda_available()) {
