@@ -41,6 +41,7 @@ namespace {
 constexpr float kNegInf = -INFINITY;
 constexpr int kWarpBlock = 128;    // threads per block of variant 1 (4 warps)
 constexpr int kStaticSmem = 1024;  // shared memory the block variants use besides the row cache
+constexpr int kUnroll = 4;         // packs a thread loads before using the first: loads in flight
 
 // ---- packs: PACK consecutive floats moved by one instruction (16 bytes when PACK == 4) -------
 template <int PACK>
@@ -162,15 +163,24 @@ __global__ void softmax_fwd_block_shared(const float* __restrict__ x, float* __r
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const float* xr = x + row * cols;
     float* yr = y + row * cols;
-    float t[PACK];
     float m = kNegInf;
-    for (int c = threadIdx.x * PACK; c < cols; c += step) {
-      load_pack<PACK>(xr + c, t);
-      store_pack<PACK>(cache + c, t);
+    // Pass 1 issues kUnroll loads before the first is used, to keep enough bytes in flight.
+    for (int c0 = threadIdx.x * PACK; c0 < cols; c0 += kUnroll * step) {
+      float u[kUnroll][PACK];
 #pragma unroll
-      for (int i = 0; i < PACK; ++i) m = fmaxf(m, t[i]);
+      for (int k = 0; k < kUnroll; ++k)
+        if (c0 + k * step < cols) load_pack<PACK>(xr + c0 + k * step, u[k]);
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k) {
+        if (c0 + k * step < cols) {
+          store_pack<PACK>(cache + c0 + k * step, u[k]);
+#pragma unroll
+          for (int i = 0; i < PACK; ++i) m = fmaxf(m, u[k][i]);
+        }
+      }
     }
     m = block_max(m, scratch);
+    float t[PACK];
     float s = 0.0f;
     for (int c = threadIdx.x * PACK; c < cols; c += step) {
       load_pack<PACK>(cache + c, t);
@@ -201,17 +211,28 @@ __global__ void softmax_bwd_block_shared(const float* __restrict__ y, const floa
   const int step = blockDim.x * PACK;
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const int64_t off = row * cols;
-    float a[PACK], b[PACK];
     float dot = 0.0f;
-    for (int c = threadIdx.x * PACK; c < cols; c += step) {
-      load_pack<PACK>(y + off + c, a);
-      load_pack<PACK>(dy + off + c, b);
-      store_pack<PACK>(cy + c, a);
-      store_pack<PACK>(cdy + c, b);
+    for (int c0 = threadIdx.x * PACK; c0 < cols; c0 += kUnroll * step) {
+      float ua[kUnroll][PACK], ub[kUnroll][PACK];
 #pragma unroll
-      for (int i = 0; i < PACK; ++i) dot += a[i] * b[i];
+      for (int k = 0; k < kUnroll; ++k) {
+        if (c0 + k * step < cols) {
+          load_pack<PACK>(y + off + c0 + k * step, ua[k]);
+          load_pack<PACK>(dy + off + c0 + k * step, ub[k]);
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k) {
+        if (c0 + k * step < cols) {
+          store_pack<PACK>(cy + c0 + k * step, ua[k]);
+          store_pack<PACK>(cdy + c0 + k * step, ub[k]);
+#pragma unroll
+          for (int i = 0; i < PACK; ++i) dot += ua[k][i] * ub[k][i];
+        }
+      }
     }
     dot = block_sum(dot, scratch);
+    float a[PACK], b[PACK];
     for (int c = threadIdx.x * PACK; c < cols; c += step) {
       load_pack<PACK>(cy + c, a);
       load_pack<PACK>(cdy + c, b);
@@ -250,8 +271,6 @@ __device__ __forceinline__ MaxSum block_merge(MaxSum v, float* sm, float* ss) {
   return v;
 }
 
-constexpr int kStreamUnroll = 4;  // packs loaded before the first is used: loads in flight
-
 template <int PACK>
 __global__ void softmax_fwd_block_streaming(const float* __restrict__ x, float* __restrict__ y, int64_t rows,
                                             int64_t cols) {
@@ -261,10 +280,10 @@ __global__ void softmax_fwd_block_streaming(const float* __restrict__ x, float* 
     const float* xr = x + row * cols;
     float* yr = y + row * cols;
     MaxSum acc{kNegInf, 0.0f};
-    for (int64_t c0 = threadIdx.x * PACK; c0 < cols; c0 += kStreamUnroll * step) {
-      float t[kStreamUnroll][PACK];
+    for (int64_t c0 = threadIdx.x * PACK; c0 < cols; c0 += kUnroll * step) {
+      float t[kUnroll][PACK];
 #pragma unroll
-      for (int u = 0; u < kStreamUnroll; ++u) {
+      for (int u = 0; u < kUnroll; ++u) {
         const int64_t c = c0 + u * step;
         if (c < cols) {
           load_pack<PACK>(xr + c, t[u]);
@@ -275,13 +294,13 @@ __global__ void softmax_fwd_block_streaming(const float* __restrict__ x, float* 
       }
       float pm = kNegInf;
 #pragma unroll
-      for (int u = 0; u < kStreamUnroll; ++u)
+      for (int u = 0; u < kUnroll; ++u)
 #pragma unroll
         for (int i = 0; i < PACK; ++i) pm = fmaxf(pm, t[u][i]);
       if (pm == kNegInf) continue;  // nothing but -inf here: adds 0
       float ps = 0.0f;
 #pragma unroll
-      for (int u = 0; u < kStreamUnroll; ++u)
+      for (int u = 0; u < kUnroll; ++u)
 #pragma unroll
         for (int i = 0; i < PACK; ++i) ps += expf(t[u][i] - pm);
       acc = merge(acc, {pm, ps});
@@ -289,13 +308,13 @@ __global__ void softmax_fwd_block_streaming(const float* __restrict__ x, float* 
     acc = block_merge(acc, sm, ss);
     // An all -inf row ends with m = -inf: exp(x - m) = NaN below, PyTorch's answer.
     const float inv = 1.0f / acc.s;
-    for (int64_t c0 = threadIdx.x * PACK; c0 < cols; c0 += kStreamUnroll * step) {
-      float t[kStreamUnroll][PACK];
+    for (int64_t c0 = threadIdx.x * PACK; c0 < cols; c0 += kUnroll * step) {
+      float t[kUnroll][PACK];
 #pragma unroll
-      for (int u = 0; u < kStreamUnroll; ++u)
+      for (int u = 0; u < kUnroll; ++u)
         if (c0 + u * step < cols) load_pack<PACK>(xr + c0 + u * step, t[u]);
 #pragma unroll
-      for (int u = 0; u < kStreamUnroll; ++u) {
+      for (int u = 0; u < kUnroll; ++u) {
         if (c0 + u * step < cols) {
 #pragma unroll
           for (int i = 0; i < PACK; ++i) t[u][i] = expf(t[u][i] - acc.m) * inv;
@@ -314,10 +333,10 @@ __global__ void softmax_bwd_block_streaming(const float* __restrict__ y, const f
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const int64_t off = row * cols;
     float dot = 0.0f;
-    for (int64_t c0 = threadIdx.x * PACK; c0 < cols; c0 += kStreamUnroll * step) {
-      float a[kStreamUnroll][PACK], b[kStreamUnroll][PACK];
+    for (int64_t c0 = threadIdx.x * PACK; c0 < cols; c0 += kUnroll * step) {
+      float a[kUnroll][PACK], b[kUnroll][PACK];
 #pragma unroll
-      for (int u = 0; u < kStreamUnroll; ++u) {
+      for (int u = 0; u < kUnroll; ++u) {
         if (c0 + u * step < cols) {
           load_pack<PACK>(y + off + c0 + u * step, a[u]);
           load_pack<PACK>(dy + off + c0 + u * step, b[u]);
@@ -327,22 +346,22 @@ __global__ void softmax_bwd_block_streaming(const float* __restrict__ y, const f
         }
       }
 #pragma unroll
-      for (int u = 0; u < kStreamUnroll; ++u)
+      for (int u = 0; u < kUnroll; ++u)
 #pragma unroll
         for (int i = 0; i < PACK; ++i) dot += a[u][i] * b[u][i];
     }
     dot = block_sum(dot, scratch);
-    for (int64_t c0 = threadIdx.x * PACK; c0 < cols; c0 += kStreamUnroll * step) {
-      float a[kStreamUnroll][PACK], b[kStreamUnroll][PACK];
+    for (int64_t c0 = threadIdx.x * PACK; c0 < cols; c0 += kUnroll * step) {
+      float a[kUnroll][PACK], b[kUnroll][PACK];
 #pragma unroll
-      for (int u = 0; u < kStreamUnroll; ++u) {
+      for (int u = 0; u < kUnroll; ++u) {
         if (c0 + u * step < cols) {
           load_pack<PACK>(y + off + c0 + u * step, a[u]);
           load_pack<PACK>(dy + off + c0 + u * step, b[u]);
         }
       }
 #pragma unroll
-      for (int u = 0; u < kStreamUnroll; ++u) {
+      for (int u = 0; u < kUnroll; ++u) {
         if (c0 + u * step < cols) {
 #pragma unroll
           for (int i = 0; i < PACK; ++i) a[u][i] *= b[u][i] - dot;
