@@ -1,0 +1,55 @@
+// Op entry for spectral normalisation (torch.nn.utils.spectral_norm semantics): the power
+// iteration in training mode, sigma from the stored u, v in eval mode, w / sigma as the
+// output, and an autograd node whose gradient flows to w only.
+#include "core/ops/op_util.h"
+#include "kernels/spectral_norm_layout.h"
+
+namespace ember::ops {
+
+Tensor spectral_norm(const Tensor& w, int dim, Tensor& u, Tensor& v, Tensor& sigma_out, bool training, float eps) {
+  const char* op = "spectral_norm";
+  detail::check_defined(op, w, "weight");
+  detail::check_defined(op, u, "u");
+  detail::check_defined(op, v, "v");
+  detail::check_defined(op, sigma_out, "sigma_out");
+  EMBER_CHECK(w.dim() >= 2, op << ": weight must have rank >= 2, got " << w.shape());
+  EMBER_CHECK(dim >= -w.dim() && dim < w.dim(),
+              op << ": dim " << dim << " out of range for weight " << w.shape());
+  if (dim < 0) dim += w.dim();
+  const SnLayout l = sn_layout(w.shape(), dim);
+  EMBER_CHECK(w.numel() > 0, op << ": weight " << w.shape() << " has no elements");
+  EMBER_CHECK(u.dim() == 1 && u.size(0) == l.rows,
+              op << ": u must be [" << l.rows << "] (w.size(" << dim << ") of " << w.shape() << "), got " << u.shape());
+  EMBER_CHECK(v.dim() == 1 && v.size(0) == l.cols(),
+              op << ": v must be [" << l.cols() << "] (numel / w.size(" << dim << ") of " << w.shape() << "), got "
+                 << v.shape());
+  EMBER_CHECK(sigma_out.numel() == 1, op << ": sigma_out must hold one element, got " << sigma_out.shape());
+  EMBER_CHECK(eps > 0.0f, op << ": eps must be positive, got " << eps);
+  EMBER_CHECK(!u.requires_grad() && !v.requires_grad() && !sigma_out.requires_grad(),
+              op << ": u, v and sigma_out are buffers and must not require grad");
+  const Device d = ember::detail::common_device(op, {&w, &u, &v, &sigma_out});
+
+  if (training) {
+    EMBER_DISPATCH(op, d, spectral_norm_power_iteration, w, dim, eps, u, v, sigma_out);
+  } else {
+    EMBER_DISPATCH(op, d, spectral_norm_sigma, w, dim, u, v, sigma_out);
+  }
+  Tensor out = detail::empty_like(w);
+  EMBER_DISPATCH(op, d, spectral_norm_scale, w, sigma_out, out);
+
+  if (any_requires_grad({w})) {
+    // u, v and sigma are overwritten in place by the next training forward (a discriminator
+    // runs on real and fake batches before one backward): keep this step's values, as PyTorch
+    // does by cloning u and v after the power iteration.
+    Tensor su = u.clone(), sv = v.clone(), ss = sigma_out.clone(), sw = w.detach();
+    record(op, out, {w}, [sw, su, sv, ss, dim](const Tensor& g) {
+      Tensor dw = detail::empty_like(sw);
+      Device gd = ember::detail::common_device("spectral_norm backward", {&sw, &g});
+      EMBER_DISPATCH("spectral_norm backward", gd, spectral_norm_backward, sw, dim, su, sv, ss, g, dw);
+      return std::vector<Tensor>{dw};
+    });
+  }
+  return out;
+}
+
+}  // namespace ember::ops

@@ -1,0 +1,160 @@
+// Softmax on CUDA against the CPU reference: every variant over its whole range of row
+// lengths, 16-byte and misaligned (scalar) loads, -inf and large inputs, and the op with
+// autograd. Outputs are filled with NaN first so an element left unwritten cannot pass.
+#include <catch2/catch.hpp>
+
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/cuda/softmax.cuh"
+#include "kernels/kernels.h"
+#include "tests/harness.h"
+
+using namespace ember;
+using kcuda::SoftmaxVariant;
+
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// A device copy of a host vector at an offset of `shift` floats into a fresh buffer (shift 1
+// makes the data 4 bytes past a 16-byte boundary, forcing the kernels' scalar path).
+struct DeviceArray {
+  Tensor buf;
+  float* p = nullptr;
+  int64_t n = 0;
+  DeviceArray(const std::vector<float>& host, int shift) : n(static_cast<int64_t>(host.size())) {
+    buf = Tensor::full(Shape{n + shift}, kNaN, Device::CUDA);
+    p = buf.data() + shift;
+    if (n > 0) REQUIRE(cudaMemcpy(p, host.data(), n * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess);
+  }
+  std::vector<float> host() const {
+    std::vector<float> h(n);
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+    if (n > 0) REQUIRE(cudaMemcpy(h.data(), p, n * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess);
+    return h;
+  }
+};
+
+double rel(const std::vector<float>& out, const Tensor& ref) {
+  return test::rel_err(Tensor::from_vector(out, ref.shape()), ref);
+}
+
+// Row lengths that cover each variant's range, its size classes and their edges.
+std::vector<int64_t> lengths_for(SoftmaxVariant v) {
+  switch (v) {
+    case SoftmaxVariant::WarpRegisters:
+      return {1, 2, 3, 4, 5, 7, 8, 12, 16, 17, 31, 32, 33, 64, 100, 128, 129, 255, 256, 257, 512, 513, 1000, 1023, 1024};
+    case SoftmaxVariant::BlockShared: {
+      const int64_t limit = kcuda::softmax_max_cols(v, true);  // the smaller of forward and backward
+      return {1, 7, 33, 1000, 1025, 2048, 4096, 4097, 10000, limit - 3, limit};
+    }
+    default:
+      return {1, 7, 1000, 1025, 4096, 4097, 70000, 262147};
+  }
+}
+
+// Enough rows to fill several blocks for short rows, a few for long ones.
+int64_t rows_for(int64_t cols) { return std::max<int64_t>(3, std::min<int64_t>(301, 600000 / cols)); }
+
+void check_variant(SoftmaxVariant v, int64_t rows, int64_t cols, int shift, uint64_t seed) {
+  CAPTURE(kcuda::softmax_variant_name(v), rows, cols, shift);
+  Tensor x = test::random_tensor(Shape{rows, cols}, seed, -8.f, 8.f);
+  Tensor y = Tensor::empty(x.shape());
+  cpu::softmax_forward(x, y);
+  DeviceArray dx_in(x.to_vector(), shift), dy_out(std::vector<float>(rows * cols, kNaN), shift);
+  kcuda::softmax_forward_launch(dx_in.p, dy_out.p, rows, cols, v, 0);
+  CHECK(rel(dy_out.host(), y) < 1e-5);
+
+  Tensor g = test::random_tensor(Shape{rows, cols}, seed + 1);
+  Tensor dx = Tensor::empty(x.shape());
+  cpu::softmax_backward(y, g, dx);
+  DeviceArray d_y(y.to_vector(), shift), d_g(g.to_vector(), shift), d_dx(std::vector<float>(rows * cols, kNaN), shift);
+  kcuda::softmax_backward_launch(d_y.p, d_g.p, d_dx.p, rows, cols, v, 0);
+  if (cols == 1) {
+    for (float e : d_dx.host()) CHECK(e == 0.0f);  // exactly 0 (the reference's norm is 0)
+  } else {
+    CHECK(rel(d_dx.host(), dx) < 1e-5);
+  }
+}
+
+const SoftmaxVariant kVariants[] = {SoftmaxVariant::WarpRegisters, SoftmaxVariant::BlockShared,
+                                    SoftmaxVariant::BlockStreaming, SoftmaxVariant::Auto};
+
+}  // namespace
+
+TEST_CASE("softmax: every CUDA variant matches the CPU over its row lengths (16-byte loads)", "[softmax][cuda]") {
+  uint64_t seed = 100;
+  for (SoftmaxVariant v : kVariants)
+    for (int64_t cols : lengths_for(v == SoftmaxVariant::Auto ? SoftmaxVariant::BlockStreaming : v))
+      check_variant(v, rows_for(cols), cols, 0, seed += 2);
+}
+
+TEST_CASE("softmax: every CUDA variant matches the CPU on misaligned data (scalar loads)", "[softmax][cuda]") {
+  uint64_t seed = 200;
+  for (SoftmaxVariant v : kVariants)
+    for (int64_t cols : {4, 8, 128, 1024, 4096}) {
+      if (v == SoftmaxVariant::BlockShared || v == SoftmaxVariant::WarpRegisters)
+        if (cols > kcuda::softmax_max_cols(v, true)) continue;
+      check_variant(v, 33, cols, 1, seed += 2);
+    }
+}
+
+TEST_CASE("softmax: a variant refuses rows longer than it can hold", "[softmax][cuda]") {
+  Tensor buf = Tensor::zeros(Shape{2048}, Device::CUDA);
+  CHECK_THROWS_WITH(kcuda::softmax_forward_launch(buf.data(), buf.data(), 1, 1025, SoftmaxVariant::WarpRegisters, 0),
+                    Catch::Contains("takes rows up to 1024"));
+}
+
+TEST_CASE("softmax: CUDA -inf and large inputs match the CPU in every variant", "[softmax][cuda]") {
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int64_t cols : {7, 64, 1000, 4096}) {
+    const int64_t rows = 4;
+    std::vector<float> x = test::random_tensor(Shape{rows, cols}, 300 + cols, 9000.f, 10000.f).to_vector();
+    for (int64_t c = 0; c < cols; c += 3) x[c] = -inf;   // row 0: a third masked
+    x[cols] = -inf;                                      // row 1: the first entry masked
+    for (int64_t c = 0; c < cols; ++c) x[2 * cols + c] = -inf;  // row 2: all masked -> NaN
+    Tensor xt = Tensor::from_vector(x, Shape{rows, cols});
+    Tensor y = Tensor::empty(xt.shape());
+    cpu::softmax_forward(xt, y);
+    std::vector<float> yc = y.to_vector();
+    for (SoftmaxVariant v : kVariants) {
+      if (kcuda::softmax_max_cols(v, false) >= 0 && cols > kcuda::softmax_max_cols(v, false)) continue;
+      CAPTURE(cols, kcuda::softmax_variant_name(v));
+      DeviceArray dx(x, 0), dy(std::vector<float>(x.size(), 0.5f), 0);
+      kcuda::softmax_forward_launch(dx.p, dy.p, rows, cols, v, 0);
+      std::vector<float> yg = dy.host();
+      double num = 0, den = 0;
+      bool nan_where_expected = true;
+      for (size_t i = 0; i < yg.size(); ++i) {
+        if (std::isnan(yc[i]) || std::isnan(yg[i])) {
+          nan_where_expected &= std::isnan(yc[i]) && std::isnan(yg[i]);
+          continue;
+        }
+        num += (yg[i] - yc[i]) * (yg[i] - yc[i]);
+        den += static_cast<double>(yc[i]) * yc[i];
+        if (x[i] == -inf) CHECK(yg[i] == 0.0f);
+      }
+      CHECK(nan_where_expected);
+      CHECK(std::sqrt(num / den) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("softmax: ops::softmax on CUDA with autograd matches the CPU", "[softmax][cuda]") {
+  for (int64_t cols : {5, 256, 3000, 80000}) {
+    CAPTURE(cols);
+    Tensor xc = test::random_param(Shape{2, 3, cols}, 400 + cols, -4.f, 4.f);
+    Tensor xg = xc.detach().to(Device::CUDA);
+    xg.requires_grad_();
+    Tensor r = test::random_tensor(Shape{2, 3, cols}, 500 + cols);
+    Tensor yc = ops::softmax(xc), yg = ops::softmax(xg);
+    CHECK(test::rel_err(yg.to(Device::CPU), yc) < 1e-5);
+    ops::sum(ops::mul(yc, r)).backward();
+    ops::sum(ops::mul(yg, r.to(Device::CUDA))).backward();
+    CHECK(test::rel_err(xg.grad().to(Device::CPU), xc.grad()) < 1e-5);
+  }
+}

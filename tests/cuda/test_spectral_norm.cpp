@@ -1,0 +1,184 @@
+// Spectral normalisation on CUDA against the CPU reference: the fused power iteration (several
+// steps in a row, so the kernels' atomic tickets must be reset), eval-mode sigma, w / sigma and
+// the backward, for dims 0 and 1, 16-byte and scalar loads, skinny and wide matrices; the
+// unfused PyTorch-sequence baseline; and the op with autograd. Outputs start as NaN.
+#include <catch2/catch.hpp>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/cuda/spectral_norm.cuh"
+#include "kernels/kernels.h"
+#include "kernels/spectral_norm_layout.h"
+#include "tests/harness.h"
+
+using namespace ember;
+
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// Device storage for a host vector, `shift` floats past an aligned start (shift 1 forces the
+// scalar load path).
+struct Dev {
+  Tensor buf;
+  float* p = nullptr;
+  int64_t n = 0;
+  Dev(const std::vector<float>& host, int shift = 0) : n(static_cast<int64_t>(host.size())) {
+    buf = Tensor::full(Shape{n + shift}, kNaN, Device::CUDA);
+    p = buf.data() + shift;
+    REQUIRE(cudaMemcpy(p, host.data(), n * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess);
+  }
+  static Dev nans(int64_t n, int shift = 0) { return Dev(std::vector<float>(n, kNaN), shift); }
+  Tensor host(const Shape& s) const {
+    std::vector<float> h(n);
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+    REQUIRE(cudaMemcpy(h.data(), p, n * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess);
+    return Tensor::from_vector(h, s);
+  }
+};
+
+Tensor unit(int64_t n, uint64_t seed) {
+  Generator gen(seed);
+  Tensor x = randn(Shape{n}, gen);
+  std::vector<float> v = x.to_vector();
+  double s = 0;
+  for (float e : v) s += static_cast<double>(e) * e;
+  for (float& e : v) e = static_cast<float>(e / std::sqrt(s));
+  return Tensor::from_vector(v, Shape{n});
+}
+
+struct Case {
+  Shape shape;
+  int dim;
+};
+
+// Shapes: tiny, prime, Linear/Conv2d (dim 0), ConvTranspose2d (dim 1, inner 16 and 9), one row,
+// one column, skinny and wide, and the benchmark's 512 x 4608.
+std::vector<Case> cases() {
+  return {{Shape{1, 1}, 0},         {Shape{3, 5}, 0},           {Shape{37, 53}, 0},     {Shape{64, 3, 3, 3}, 0},
+          {Shape{8, 12, 4, 4}, 1},  {Shape{5, 7, 3, 3}, 1},     {Shape{1, 10000}, 0},   {Shape{3001, 1}, 0},
+          {Shape{4096, 27}, 0},     {Shape{600, 700}, 0},       {Shape{512, 4608}, 0},  {Shape{256, 128, 4, 4}, 1},
+          {Shape{1000, 3, 5}, 1}};
+}
+
+kcuda::SnDims dims(const Case& k) {
+  const SnLayout l = sn_layout(k.shape, k.dim);
+  return {l.rows, l.cols(), l.inner};
+}
+
+double rel_scalar(float a, float b) { return std::fabs(static_cast<double>(a) - b) / std::fabs(static_cast<double>(b)); }
+
+}  // namespace
+
+TEST_CASE("spectral_norm: fused CUDA kernels match the CPU over dims, shapes and load paths", "[spectral_norm][cuda]") {
+  uint64_t seed = 10;
+  for (const Case& k : cases())
+    for (int shift : {0, 1}) {
+      CAPTURE(k.shape, k.dim, shift);
+      const kcuda::SnDims d = dims(k);
+      Tensor w = test::random_tensor(k.shape, ++seed);
+      Tensor u = unit(d.rows, ++seed), v = unit(d.cols, ++seed), sigma = Tensor::zeros(Shape{1});
+      Dev dw(w.to_vector(), shift), du(u.to_vector()), dv = Dev::nans(d.cols), ds = Dev::nans(1);
+      Tensor ws = Tensor::empty(Shape{kcuda::sn_workspace_floats(d)}, Device::CUDA);
+
+      // Three steps in a row: each launch must leave its tickets at zero for the next.
+      for (int step = 0; step < 3; ++step) {
+        CAPTURE(step);
+        cpu::spectral_norm_power_iteration(w, k.dim, 1e-12f, u, v, sigma);
+        kcuda::sn_power_iteration_launch(dw.p, d, 1e-12f, du.p, dv.p, ds.p, ws.data(), 0);
+        CHECK(test::rel_err(du.host(u.shape()), u) < 1e-5);
+        CHECK(test::rel_err(dv.host(v.shape()), v) < 1e-5);
+        CHECK(rel_scalar(ds.host(Shape{1}).item(), sigma.item()) < 1e-5);
+      }
+
+      // Eval mode: sigma from the (shared) u, v.
+      Tensor sig_eval = Tensor::zeros(Shape{1});
+      cpu::spectral_norm_sigma(w, k.dim, u, v, sig_eval);
+      Dev du2(u.to_vector()), dv2(v.to_vector()), ds2 = Dev::nans(1);
+      kcuda::sn_sigma_launch(dw.p, d, du2.p, dv2.p, ds2.p, ws.data(), 0);
+      CHECK(rel_scalar(ds2.host(Shape{1}).item(), sig_eval.item()) < 1e-5);
+      CHECK(test::rel_err(du2.host(u.shape()), u) == 0.0);  // eval leaves u and v alone
+      CHECK(test::rel_err(dv2.host(v.shape()), v) == 0.0);
+
+      // w / sigma with the CPU's sigma on both sides.
+      Tensor w_sn = Tensor::empty(k.shape);
+      cpu::spectral_norm_scale(w, sigma, w_sn);
+      Dev dsig(sigma.to_vector()), dout = Dev::nans(w.numel(), shift);
+      kcuda::sn_scale_launch(dw.p, dsig.p, dout.p, w.numel(), 0);
+      CHECK(test::rel_err(dout.host(k.shape), w_sn) < 1e-6);
+
+      // Backward, twice (tickets again).
+      Tensor g = test::random_tensor(k.shape, ++seed), grad = Tensor::empty(k.shape);
+      cpu::spectral_norm_backward(w, k.dim, u, v, sigma, g, grad);
+      Dev dg(g.to_vector(), shift), du3(u.to_vector()), dv3(v.to_vector());
+      for (int rep = 0; rep < 2; ++rep) {
+        Dev dgrad = Dev::nans(w.numel(), shift);
+        kcuda::sn_backward_launch(dw.p, d, du3.p, dv3.p, dsig.p, dg.p, dgrad.p, ws.data(), 0);
+        CHECK(test::rel_err(dgrad.host(k.shape), grad) < 1e-5);
+      }
+    }
+}
+
+TEST_CASE("spectral_norm: the unfused PyTorch-sequence baseline matches the CPU", "[spectral_norm][cuda]") {
+  cublasHandle_t h = nullptr;
+  REQUIRE(cublasCreate(&h) == CUBLAS_STATUS_SUCCESS);
+  uint64_t seed = 500;
+  for (const Case& k : {Case{Shape{37, 53}, 0}, Case{Shape{8, 12, 4, 4}, 1}, Case{Shape{512, 4608}, 0}}) {
+    CAPTURE(k.shape, k.dim);
+    const kcuda::SnDims d = dims(k);
+    Tensor w = test::random_tensor(k.shape, ++seed);
+    Tensor u = unit(d.rows, ++seed), v = unit(d.cols, ++seed), sigma = Tensor::zeros(Shape{1});
+    Dev dw(w.to_vector()), du(u.to_vector()), dv = Dev::nans(d.cols), ds = Dev::nans(1), dout = Dev::nans(w.numel());
+    Tensor ws = Tensor::empty(Shape{kcuda::sn_unfused_workspace_floats(d)}, Device::CUDA);
+    cpu::spectral_norm_power_iteration(w, k.dim, 1e-12f, u, v, sigma);
+    Tensor w_sn = Tensor::empty(k.shape);
+    cpu::spectral_norm_scale(w, sigma, w_sn);
+    kcuda::sn_unfused_forward(h, dw.p, d, 1e-12f, du.p, dv.p, ds.p, dout.p, ws.data(), 0);
+    CHECK(test::rel_err(du.host(u.shape()), u) < 1e-5);
+    CHECK(test::rel_err(dv.host(v.shape()), v) < 1e-5);
+    CHECK(rel_scalar(ds.host(Shape{1}).item(), sigma.item()) < 1e-5);
+    CHECK(test::rel_err(dout.host(k.shape), w_sn) < 1e-5);
+  }
+  cublasDestroy(h);
+}
+
+TEST_CASE("spectral_norm: sigma on CUDA converges to the CPU's after many steps", "[spectral_norm][cuda]") {
+  Tensor w = test::random_tensor(Shape{96, 200}, 900);
+  Tensor u = unit(96, 901), v = unit(200, 902), s = Tensor::zeros(Shape{1});
+  Tensor ug = u.to(Device::CUDA), vg = v.to(Device::CUDA), sg = Tensor::zeros(Shape{1}, Device::CUDA);
+  Tensor wg = w.to(Device::CUDA);
+  for (int it = 0; it < 500; ++it) {
+    ops::spectral_norm(w, 0, u, v, s, true);
+    ops::spectral_norm(wg, 0, ug, vg, sg, true);
+  }
+  CHECK(rel_scalar(sg.item(), s.item()) < 1e-5);
+}
+
+TEST_CASE("spectral_norm: ops::spectral_norm on CUDA with autograd matches the CPU", "[spectral_norm][cuda]") {
+  uint64_t seed = 700;
+  for (const Case& k : {Case{Shape{24, 40}, 0}, Case{Shape{16, 8, 4, 4}, 1}}) {
+    for (bool training : {true, false}) {
+      CAPTURE(k.shape, k.dim, training);
+      const kcuda::SnDims d = dims(k);
+      Tensor wc = test::random_param(k.shape, ++seed);
+      Tensor wg = wc.detach().to(Device::CUDA);
+      wg.requires_grad_();
+      Tensor uc = unit(d.rows, ++seed), vc = unit(d.cols, ++seed), sc = Tensor::zeros(Shape{1});
+      Tensor ug = uc.to(Device::CUDA), vg = vc.to(Device::CUDA), sg = Tensor::zeros(Shape{1}, Device::CUDA);
+      Tensor oc = ops::spectral_norm(wc, k.dim, uc, vc, sc, training);
+      Tensor og = ops::spectral_norm(wg, k.dim, ug, vg, sg, training);
+      CHECK(test::rel_err(og.to(Device::CPU), oc) < 1e-5);
+      CHECK(test::rel_err(ug.to(Device::CPU), uc) < 1e-5);
+      CHECK(rel_scalar(sg.item(), sc.item()) < 1e-5);
+      Tensor g = test::random_tensor(k.shape, ++seed);
+      oc.backward(g);
+      og.backward(g.to(Device::CUDA));
+      CHECK(test::rel_err(wg.grad().to(Device::CPU), wc.grad()) < 1e-5);
+    }
+  }
+}
