@@ -76,7 +76,7 @@ double evaluate(SmallCnn& model, const data::MnistSplit& split, const data::Mnis
 
 int main(int argc, char** argv) {
   CLI::App app{"Train a small CNN on Fashion-MNIST with ember and report test accuracy per epoch"};
-  std::string data_dir = "/usr/share/datasets/fashion-mnist", device_name = "auto";
+  std::string data_dir = "/usr/share/datasets/fashion-mnist", device_arg = "auto";
   int epochs = 3, batch = 64, threads = 2;
   int64_t train_limit = 0;
   float lr = 1e-3f;
@@ -87,14 +87,14 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--lr", lr, "Adam learning rate")->capture_default_str();
   app.add_option("--train-limit", train_limit, "Use only the first N training images (0 = all 60000)");
-  app.add_option("--device", device_name, "cpu, cuda or auto")->capture_default_str();
+  app.add_option("--device", device_arg, "cpu, cuda or auto")->capture_default_str();
   app.add_option("--seed", seed, "Seed of initialisation and shuffling")->capture_default_str();
   app.add_option("--threads", threads, "Data loading threads")->capture_default_str();
   app.add_option("--min-accuracy", min_accuracy, "Exit with status 1 if the final test accuracy is lower");
   CLI11_PARSE(app, argc, argv);
 
   try {
-    Device device = parse_device(device_name);
+    Device device = parse_device(device_arg);
     auto train = std::make_shared<data::MnistSplit>(data::load_fashion_mnist(data_dir, true));
     data::MnistSplit test = data::load_fashion_mnist(data_dir, false);
     if (train_limit > 0 && train_limit < train->size()) {

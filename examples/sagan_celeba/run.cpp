@@ -23,7 +23,7 @@ std::string checkpoint_config(const TrainConfig& cfg, int64_t epoch, int64_t bat
 }
 
 CheckpointConfig parse_checkpoint_config(const std::string& path) {
-  std::string text = models::read_checkpoint_config(path);
+  std::string text = ember::models::read_checkpoint_config(path);
   CheckpointConfig c;
   try {
     nlohmann::json j = nlohmann::json::parse(text);

@@ -50,8 +50,8 @@ struct Run {
       ema = std::make_unique<ember::EMA>(*gan.G, *G_ema, cfg.ema);
     }
   }
-  models::TrainingState state(const std::string& config) {
-    models::TrainingState s;
+  ember::models::TrainingState state(const std::string& config) {
+    ember::models::TrainingState s;
     s.G = gan.G.get(), s.D = gan.D.get(), s.opt_G = opt_G.get(), s.opt_D = opt_D.get();
     s.G_ema = G_ema.get(), s.rng = &rng, s.step = step, s.config = config;
     return s;

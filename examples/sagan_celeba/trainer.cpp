@@ -54,7 +54,7 @@ std::shared_ptr<data::Dataset> open_dataset(TrainConfig& cfg) {
   opt.size = cfg.size;
   opt.crop = cfg.crop;
   opt.channels = 3;
-  opt.flip = cfg.flip;
+  opt.random_flip = cfg.flip;
   cfg.channels = 3;
   auto folder = std::make_shared<data::ImageFolder>(cfg.data, opt);
   std::printf("data: %lld images under %s\n", static_cast<long long>(folder->size()), cfg.data.c_str());
