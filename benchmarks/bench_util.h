@@ -123,12 +123,13 @@ class DeviceBuf {
   size_t n_ = 0;
 };
 
-// How many input sets to rotate through so that they do not fit in L2 together (at least 2).
+// How many input sets to rotate through so that together they are three times the L2 (at least
+// 2, at most 64: inputs of under ~2 MB stay partly in L2, as they would in a real model).
 inline int rotation_sets(double bytes_per_set) {
   int dev = 0, l2 = 0;
   BENCH_CUDA(cudaGetDevice(&dev));
   BENCH_CUDA(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
-  return std::max(2, static_cast<int>(std::ceil(3.0 * l2 / bytes_per_set)));
+  return std::clamp(static_cast<int>(std::ceil(3.0 * l2 / bytes_per_set)), 2, 64);
 }
 
 // Median time in microseconds of launch(i) on the default stream, measured by CUDA events around

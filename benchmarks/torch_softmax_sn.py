@@ -50,7 +50,7 @@ def median_us(fn, runs, warmup=10):
 def rotation_sets(bytes_per_set):
     props = torch.cuda.get_device_properties(0)
     l2 = getattr(props, "L2_cache_size", 50 << 20)
-    return max(2, math.ceil(3.0 * l2 / bytes_per_set))
+    return min(64, max(2, math.ceil(3.0 * l2 / bytes_per_set)))
 
 
 def rel_err(out, ref):

@@ -1,10 +1,11 @@
 // Internal helpers for the softmax and spectral-norm CUDA kernels: error checks, the stream,
 // and warp/block reductions.
 //
-// TODO(cuda-backend helper): the project's own error macros and launch helper are being
-// written in core/cuda/check.cuh, and the context stream as ember::cuda_rt::stream(). Once
-// they are on main, replace EMBER_KCUDA_CHECK / EMBER_KCUDA_CHECK_LAUNCH and kstream() here
-// by them (this header is the only place that has to change).
+// The project's own error macros (core/cuda/check.cuh) and context stream
+// (ember::cuda_rt::stream() in core/cuda/cuda_context.cuh) are written by the cuda-backend
+// helper. Where those headers exist they are used; until then this header falls back to local
+// macros and the default stream. Either way the kernels only see EMBER_KCUDA_CHECK,
+// EMBER_KCUDA_CHECK_LAUNCH and kstream(), so this is the only place that changes.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -13,6 +14,16 @@
 #include <string>
 
 #include "core/error.h"
+
+#if __has_include("core/cuda/cuda_context.cuh")
+#include "core/cuda/cuda_context.cuh"
+#define EMBER_KCUDA_HAVE_CONTEXT 1
+#endif
+#if __has_include("core/cuda/check.cuh")
+#include "core/cuda/check.cuh"
+#define EMBER_KCUDA_CHECK(stmt) EMBER_CUDA_CHECK(stmt)
+#define EMBER_KCUDA_CHECK_LAUNCH(what) EMBER_CUDA_LAUNCH_CHECK()
+#endif
 
 namespace ember::kcuda {
 // Throws ember::Error naming the failed statement (or launch), the function, file and line.
@@ -45,9 +56,14 @@ namespace ember::kcuda {
 
 namespace ember::kcuda {
 
-// The stream every kernel here runs on.
-// TODO(cuda-backend helper): return ember::cuda_rt::stream() once it exists on main.
-inline cudaStream_t kstream() { return 0; }
+// The stream the ember::cuda:: entries run on: the context's one stream.
+inline cudaStream_t kstream() {
+#ifdef EMBER_KCUDA_HAVE_CONTEXT
+  return ::ember::cuda_rt::stream();
+#else
+  return 0;  // TODO(cuda-backend helper): replaced by ember::cuda_rt::stream() once it is on main
+#endif
+}
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

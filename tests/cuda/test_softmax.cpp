@@ -1,6 +1,8 @@
 // Softmax on CUDA against the CPU reference: every variant over its whole range of row
 // lengths, 16-byte and misaligned (scalar) loads, -inf and large inputs, and the op with
 // autograd. Outputs are filled with NaN first so an element left unwritten cannot pass.
+// The launchers run on the default stream here; buffers made through ember (whose stream may
+// differ) are synchronised before and after.
 #include <catch2/catch.hpp>
 
 #include <cuda_runtime_api.h>
@@ -29,6 +31,8 @@ struct DeviceArray {
   DeviceArray(const std::vector<float>& host, int shift) : n(static_cast<int64_t>(host.size())) {
     buf = Tensor::full(Shape{n + shift}, kNaN, Device::CUDA);
     p = buf.data() + shift;
+    // The fill runs on ember's stream, the copy below on the default one: wait for the fill.
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
     if (n > 0) REQUIRE(cudaMemcpy(p, host.data(), n * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess);
   }
   std::vector<float> host() const {

@@ -2,6 +2,8 @@
 // steps in a row, so the kernels' atomic tickets must be reset), eval-mode sigma, w / sigma and
 // the backward, for dims 0 and 1, 16-byte and scalar loads, skinny and wide matrices; the
 // unfused PyTorch-sequence baseline; and the op with autograd. Outputs start as NaN.
+// The launchers run on the default stream here; buffers made through ember (whose stream may
+// differ) are synchronised before and after.
 #include <catch2/catch.hpp>
 
 #include <cublas_v2.h>
@@ -31,6 +33,8 @@ struct Dev {
   Dev(const std::vector<float>& host, int shift = 0) : n(static_cast<int64_t>(host.size())) {
     buf = Tensor::full(Shape{n + shift}, kNaN, Device::CUDA);
     p = buf.data() + shift;
+    // The fill runs on ember's stream, the copy below on the default one: wait for the fill.
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
     REQUIRE(cudaMemcpy(p, host.data(), n * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess);
   }
   static Dev nans(int64_t n, int shift = 0) { return Dev(std::vector<float>(n, kNaN), shift); }
