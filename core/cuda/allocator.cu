@@ -1,0 +1,180 @@
+// The caching device allocator behind every CUDA tensor (core/device_memory.h).
+//
+// cudaMalloc and cudaFree are slow (cudaFree synchronises the whole device), and a training
+// step allocates the same sizes in the same order every time. So, like PyTorch's allocator,
+// freed blocks go to a free list instead of back to the driver, and a request takes the
+// smallest cached block that fits; only a miss calls cudaMalloc. After the first step a
+// training loop makes no cudaMalloc calls at all (tests/cuda/test_runtime.cpp checks this).
+//
+// Sizes are rounded up so that nearby sizes share blocks: to 512 B up to 1 MiB, to 2 MiB above
+// (the driver's own large-page granularity). A cached block is reused for a request when it
+// wastes at most a quarter of itself; blocks are never split or merged (simple, and enough
+// for the repeating patterns of training). Reuse is safe without events because every kernel
+// and copy runs on the context's one stream: work queued on a reused block runs after the work
+// queued by its previous owner.
+//
+// Out of memory: the cache is returned to the driver and cudaMalloc tried once more; if that
+// fails too, ember::OutOfMemory names the request and the allocator's statistics.
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <unordered_map>
+
+#include "core/cuda/cuda_context.cuh"
+
+namespace ember::cuda_rt {
+
+namespace {
+
+constexpr size_t kSmallLimit = size_t(1) << 20;      // up to here: 512-byte granularity
+constexpr size_t kSmallRound = 512;
+constexpr size_t kLargeRound = size_t(2) << 20;      // above: 2 MiB granularity
+constexpr size_t kMaxRequest = size_t(1) << 56;      // beyond any device; keeps rounding from overflowing
+
+size_t round_size(size_t bytes) {
+  size_t g = bytes <= kSmallLimit ? kSmallRound : kLargeRound;
+  return (bytes + g - 1) / g * g;
+}
+
+struct Allocator {
+  std::mutex mu;
+  size_t device_total = 0;                   // the device's memory, asked once
+  std::multimap<size_t, void*> free_blocks;  // block size -> block, for best fit
+  std::unordered_map<void*, size_t> live;    // handed-out block -> its size
+  AllocatorStats stats;
+};
+
+// Never destroyed: tensors released during static destruction must still find it.
+Allocator& the_allocator() {
+  static Allocator* a = new Allocator;
+  return *a;
+}
+
+std::string mib(size_t bytes) {
+  std::ostringstream os;
+  os.precision(1);
+  os << std::fixed << static_cast<double>(bytes) / (1 << 20) << " MiB";
+  return os.str();
+}
+
+std::string summary_locked(const Allocator& a) {
+  std::ostringstream os;
+  os << "in use " << mib(a.stats.in_use) << " (peak " << mib(a.stats.peak_in_use) << "), cached "
+     << mib(a.stats.cached) << " in " << a.free_blocks.size() << " blocks, " << a.stats.device_allocs
+     << " cudaMalloc / " << a.stats.device_frees << " cudaFree";
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+    os << "; device: " << mib(free_b) << " free of " << mib(total_b);
+  else
+    (void)cudaGetLastError();
+  return os.str();
+}
+
+void release_cache_locked(Allocator& a) {
+  for (auto& kv : a.free_blocks) {
+    EMBER_CUDA_CHECK(cudaFree(kv.second));
+    a.stats.device_frees++;
+  }
+  a.free_blocks.clear();
+  a.stats.cached = 0;
+}
+
+[[noreturn]] void throw_oom(const Allocator& a, size_t bytes, size_t rounded) {
+  std::ostringstream os;
+  os << "cuda: out of memory allocating " << bytes << " bytes (" << mib(rounded) << " rounded); allocator: "
+     << summary_locked(a);
+  throw OutOfMemory(os.str());
+}
+
+// cudaMalloc with one retry after emptying the cache.
+void* device_malloc_locked(Allocator& a, size_t bytes, size_t rounded) {
+  void* p = nullptr;
+  cudaError_t e = cudaMalloc(&p, rounded);
+  if (e == cudaErrorMemoryAllocation && !a.free_blocks.empty()) {
+    (void)cudaGetLastError();  // not sticky, but clear it so no later check reports it
+    release_cache_locked(a);
+    e = cudaMalloc(&p, rounded);
+  }
+  if (e == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();
+    throw_oom(a, bytes, rounded);
+  }
+  detail::check(e, "CUDA", "cudaMalloc(&p, rounded)", __func__, __FILE__, __LINE__);
+  a.stats.device_allocs++;
+  return p;
+}
+
+}  // namespace
+
+void* allocate(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  state();  // picks the device (and says why not, when there is none)
+  Allocator& a = the_allocator();
+  std::lock_guard<std::mutex> lock(a.mu);
+  if (a.device_total == 0) {
+    size_t free_b = 0;
+    EMBER_CUDA_CHECK(cudaMemGetInfo(&free_b, &a.device_total));
+  }
+  // More than the whole device can never succeed: say so without asking the driver.
+  if (bytes > kMaxRequest || bytes > a.device_total) throw_oom(a, bytes, bytes > kMaxRequest ? bytes : round_size(bytes));
+  const size_t rounded = round_size(bytes);
+  void* p = nullptr;
+  size_t size = rounded;
+  auto it = a.free_blocks.lower_bound(rounded);
+  if (it != a.free_blocks.end() && it->first <= rounded + rounded / 4) {
+    size = it->first;
+    p = it->second;
+    a.free_blocks.erase(it);
+    a.stats.cached -= size;
+  } else {
+    p = device_malloc_locked(a, bytes, rounded);
+  }
+  a.live.emplace(p, size);
+  a.stats.in_use += size;
+  if (a.stats.in_use > a.stats.peak_in_use) a.stats.peak_in_use = a.stats.in_use;
+  return p;
+}
+
+void deallocate(void* p, size_t /*bytes: the block's own size is recorded*/) {
+  if (!p) return;
+  Allocator& a = the_allocator();
+  std::lock_guard<std::mutex> lock(a.mu);
+  auto it = a.live.find(p);
+  if (it == a.live.end()) {
+    // Called from destructors, which must not throw: a foreign pointer is a bug worth a loud line.
+    std::fprintf(stderr, "[ember] cuda deallocate: %p was not allocated by ember's allocator; ignored\n", p);
+    return;
+  }
+  const size_t size = it->second;
+  a.live.erase(it);
+  a.stats.in_use -= size;
+  a.free_blocks.emplace(size, p);
+  a.stats.cached += size;
+}
+
+AllocatorStats allocator_stats() {
+  Allocator& a = the_allocator();
+  std::lock_guard<std::mutex> lock(a.mu);
+  return a.stats;
+}
+
+void reset_peak() {
+  Allocator& a = the_allocator();
+  std::lock_guard<std::mutex> lock(a.mu);
+  a.stats.peak_in_use = a.stats.in_use;
+}
+
+void empty_cache() {
+  Allocator& a = the_allocator();
+  std::lock_guard<std::mutex> lock(a.mu);
+  release_cache_locked(a);
+}
+
+std::string allocator_summary() {
+  Allocator& a = the_allocator();
+  std::lock_guard<std::mutex> lock(a.mu);
+  return summary_locked(a);
+}
+
+}  // namespace ember::cuda_rt
