@@ -151,10 +151,11 @@ Tensor Tensor::flatten(int start_dim) const {
 }
 
 Tensor Tensor::detach() const {
+  const TensorImpl& self = checked(impl_.get(), "detach");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = impl_->storage;
-  impl->offset = impl_->offset;
-  impl->shape = impl_->shape;
+  impl->storage = self.storage;
+  impl->offset = self.offset;
+  impl->shape = self.shape;
   return Tensor(std::move(impl));
 }
 
@@ -170,10 +171,14 @@ Tensor& Tensor::requires_grad_(bool on) {
 
 Tensor Tensor::grad() const { return checked(impl_.get(), "grad").grad; }
 void Tensor::set_grad(const Tensor& g) {
+  checked(impl_.get(), "set_grad");
   EMBER_CHECK(!g.defined() || g.shape() == shape(), "set_grad: gradient " << g.shape() << " for tensor " << shape());
   impl_->grad = g;
 }
-void Tensor::zero_grad() { impl_->grad = Tensor(); }
+void Tensor::zero_grad() {
+  checked(impl_.get(), "zero_grad");
+  impl_->grad = Tensor();
+}
 const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked(impl_.get(), "grad_fn").grad_fn; }
 bool Tensor::is_leaf() const { return grad_fn() == nullptr; }
 void Tensor::set_grad_fn(std::shared_ptr<Node> fn) { impl_->grad_fn = std::move(fn); }

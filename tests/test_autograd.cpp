@@ -1,5 +1,6 @@
 // Autograd engine: accumulation rules, shared subgraphs, no-grad, and the error cases.
 #include <catch2/catch.hpp>
+#include <cmath>
 
 #include "tests/harness.h"
 
@@ -59,4 +60,66 @@ TEST_CASE("autograd: gradcheck of a small expression", "[autograd]") {
     return ops::tanh(ops::sub(ops::mul(in[0], in[1]), ops::scale(in[0], 0.5f)));
   };
   CHECK(test::gradcheck(f, {a, b}) < 1e-2);
+}
+
+TEST_CASE("autograd: a shared subgraph (diamond) is backpropagated once with both paths summed", "[autograd]") {
+  // a = tanh(x) feeds three uses; y = sum(a*a + 3a): dy/dx = (2a + 3) * (1 - a^2). Dropping a
+  // path, or walking a's node before all its gradients arrived, changes the result.
+  Tensor x = test::random_param(Shape{2, 5}, 21);
+  Tensor a = ops::tanh(x);
+  Tensor y = ops::sum(ops::add(ops::mul(a, a), ops::scale(a, 3.f)));
+  y.backward();
+  std::vector<double> ref;
+  for (double v : test::to_double(x)) {
+    double t = std::tanh(v);
+    ref.push_back((2 * t + 3) * (1 - t * t));
+  }
+  CHECK(test::rel_err(x.grad(), ref) < 1e-6);
+  auto f = [](const std::vector<Tensor>& in) {
+    Tensor t = ops::tanh(in[0]);
+    return ops::add(ops::mul(t, t), ops::scale(t, 3.f));
+  };
+  CHECK(test::gradcheck(f, {x}) < 1e-2);
+}
+
+TEST_CASE("autograd: a deep chain of 200 ops", "[autograd]") {
+  // y = 1.01^100 * x + 100 * c after 100 (scale, add_scalar) pairs; dy/dx = 1.01^100.
+  Tensor x = test::random_param(Shape{3}, 22);
+  Tensor y = x;
+  for (int i = 0; i < 100; ++i) y = ops::add_scalar(ops::scale(y, 1.01f), 0.001f);
+  ops::sum(y).backward();
+  const double expect = std::pow(1.01, 100);
+  for (float g : x.grad().to_vector()) CHECK(g == Approx(expect).epsilon(1e-5));  // 200 float roundings
+}
+
+TEST_CASE("autograd: gradient through reshape", "[autograd]") {
+  Tensor x = test::random_param(Shape{2, 3, 5}, 23);
+  Tensor w = test::random_tensor(Shape{6, 5}, 24);
+  ops::sum(ops::mul(x.reshape({6, -1}), w)).backward();
+  CHECK(x.grad().shape() == x.shape());
+  CHECK(test::rel_err(x.grad(), w) == 0.0);  // the same values in the same order
+  auto f = [](const std::vector<Tensor>& in) { return ops::sigmoid(in[0].reshape({-1, 2, 3})).flatten(0); };
+  CHECK(test::gradcheck(f, {x}) < 1e-2);
+}
+
+TEST_CASE("autograd: requires_grad_ on a non-leaf is an error", "[autograd][errors]") {
+  Tensor x = test::random_param(Shape{3}, 25);
+  Tensor y = ops::relu(x);
+  REQUIRE_THROWS_WITH(y.requires_grad_(), Catch::Contains("only leaf tensors"));
+  REQUIRE_THROWS_WITH(x.reshape({3, 1}).requires_grad_(false), Catch::Contains("only leaf tensors"));
+  Tensor d = y.detach();
+  REQUIRE_NOTHROW(d.requires_grad_());  // a detached tensor is a leaf
+}
+
+TEST_CASE("autograd: an input used by two different ops gets both gradients", "[autograd]") {
+  // z = sum(x * w + sigmoid(x)): dz/dx = w + s(1 - s), dz/dw = x.
+  Tensor x = test::random_param(Shape{7}, 26), w = test::random_param(Shape{7}, 27);
+  ops::sum(ops::add(ops::mul(x, w), ops::sigmoid(x))).backward();
+  std::vector<double> xd = test::to_double(x), wd = test::to_double(w), ref;
+  for (size_t i = 0; i < xd.size(); ++i) {
+    double s = 1 / (1 + std::exp(-xd[i]));
+    ref.push_back(wd[i] + s * (1 - s));
+  }
+  CHECK(test::rel_err(x.grad(), ref) < 1e-6);
+  CHECK(test::rel_err(w.grad(), xd) == 0.0);
 }

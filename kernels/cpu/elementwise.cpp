@@ -140,12 +140,10 @@ void gamma_residual_backward(const Tensor& gamma, const Tensor& o, const Tensor&
   const float *po = o.data(), *pdy = dy.data();
   float* pdo = d_o.data();
   const int64_t n = o.numel();
+  for_each(n, [=](int64_t i) { pdo[i] = g * pdy[i]; });
+  // A serial sum in double: a fixed order, so repeated runs give identical bits.
   double s = 0;
-#pragma omp parallel for reduction(+ : s) if (n > 32768)
-  for (int64_t i = 0; i < n; ++i) {
-    s += static_cast<double>(po[i]) * pdy[i];
-    pdo[i] = g * pdy[i];
-  }
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(po[i]) * pdy[i];
   dgamma.data()[0] = static_cast<float>(s);
 }
 

@@ -1,0 +1,134 @@
+// ImageFolder: scanning, decoding and the crop/resize/flip pipeline (see image_folder.h).
+#include "examples/common/image_folder.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "core/error.h"
+#include "stb_image.h"
+#include "stb_image_resize.h"
+
+namespace fs = std::filesystem;
+
+namespace ember::data {
+
+namespace {
+
+bool is_image_name(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
+}
+
+void check_options(const ImageFolderOptions& opt) {
+  EMBER_CHECK(opt.channels == 1 || opt.channels == 3,
+              "ImageFolder: channels " << opt.channels << ", expected 1 or 3");
+  EMBER_CHECK(opt.size >= 1, "ImageFolder: size " << opt.size << ", expected >= 1");
+  EMBER_CHECK(opt.crop >= 0, "ImageFolder: crop " << opt.crop << ", expected >= 0 (0 = largest square)");
+}
+
+}  // namespace
+
+std::vector<std::string> scan_image_files(const std::string& root) {
+  std::error_code ec;
+  EMBER_CHECK(fs::exists(root, ec), "ImageFolder: the folder '" << root << "' does not exist");
+  EMBER_CHECK(fs::is_directory(root, ec), "ImageFolder: '" << root << "' is not a folder");
+  std::vector<std::string> files;
+  fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
+  EMBER_CHECK(!ec, "ImageFolder: cannot list '" << root << "': " << ec.message());
+  for (; it != end; it.increment(ec)) {
+    EMBER_CHECK(!ec, "ImageFolder: error while listing '" << root << "': " << ec.message());
+    if (is_image_name(it->path()) && it->is_regular_file(ec)) files.push_back(it->path().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+void crop_resize_to_chw(const uint8_t* pixels, int w, int h, const ImageFolderOptions& opt, bool flip, float* out) {
+  const int ch = opt.channels, s = opt.size;
+  int side = std::min(w, h);
+  if (opt.crop > 0) side = std::min(side, opt.crop);
+  const int x0 = (w - side) / 2, y0 = (h - side) / 2;
+  const uint8_t* src = pixels + (int64_t(y0) * w + x0) * ch;
+  std::vector<uint8_t> res(size_t(s) * s * ch);
+  if (side == s) {
+    for (int y = 0; y < s; ++y) std::copy_n(src + int64_t(y) * w * ch, size_t(s) * ch, res.data() + size_t(y) * s * ch);
+  } else {
+    // Box filter: averages the covered source area when shrinking (exact for integer ratios).
+    int ok = stbir_resize_uint8_generic(src, side, side, w * ch, res.data(), s, s, 0, ch, STBIR_ALPHA_CHANNEL_NONE, 0,
+                                        STBIR_EDGE_CLAMP, STBIR_FILTER_BOX, STBIR_COLORSPACE_LINEAR, nullptr);
+    EMBER_CHECK(ok, "crop_resize_to_chw: stb_image_resize failed on " << side << "x" << side << " -> " << s << "x" << s);
+  }
+  for (int c = 0; c < ch; ++c)
+    for (int y = 0; y < s; ++y)
+      for (int x = 0; x < s; ++x) {
+        int sx = flip ? s - 1 - x : x;
+        out[(int64_t(c) * s + y) * s + x] = float(res[(size_t(y) * s + sx) * ch + c]) / 127.5f - 1.0f;
+      }
+}
+
+bool load_image_file(const std::string& path, const ImageFolderOptions& opt, bool flip, float* out,
+                     std::string* why) {
+  int w = 0, h = 0, n = 0;
+  std::unique_ptr<uint8_t, void (*)(void*)> px(stbi_load(path.c_str(), &w, &h, &n, opt.channels), stbi_image_free);
+  if (!px) {
+    // stb_image keeps the reason per thread (STBI_THREAD_LOCAL), so this is safe in workers.
+    if (why) *why = stbi_failure_reason() ? stbi_failure_reason() : "unknown error";
+    return false;
+  }
+  crop_resize_to_chw(px.get(), w, h, opt, flip, out);
+  return true;
+}
+
+ImageFolder::ImageFolder(const std::string& root, ImageFolderOptions opt) : root_(root), opt_(opt) {
+  check_options(opt_);
+  files_ = scan_image_files(root);
+  EMBER_CHECK(!files_.empty(), "ImageFolder: no .jpg/.jpeg/.png files under '" << root << "'");
+  bad_.assign(files_.size(), 0);
+  // Decode until one file works: proves the folder is usable before any training starts.
+  std::vector<float> probe(static_cast<size_t>(sample_numel()));
+  std::string why;
+  for (size_t i = 0; i < files_.size(); ++i) {
+    if (load_image_file(files_[i], opt_, false, probe.data(), &why)) return;
+    mark_bad(int64_t(i), why);
+  }
+  EMBER_FAIL("ImageFolder: none of the " << files_.size() << " image files under '" << root
+                                         << "' could be decoded (last error: " << why << ")");
+}
+
+int64_t ImageFolder::skipped() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return skipped_;
+}
+
+bool ImageFolder::known_bad(int64_t i) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return bad_[size_t(i)] != 0;
+}
+
+void ImageFolder::mark_bad(int64_t i, const std::string& why) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (bad_[size_t(i)]) return;  // another thread already reported it
+  bad_[size_t(i)] = 1;
+  ++skipped_;
+  std::cerr << "ember: warning: skipping unreadable image '" << files_[size_t(i)] << "' (" << why << ")\n";
+}
+
+void ImageFolder::load(int64_t i, uint64_t rng_word, float* out) const {
+  EMBER_CHECK(i >= 0 && i < size(), "ImageFolder::load: index " << i << " outside [0, " << size() << ")");
+  const bool flip = opt_.random_flip && (rng_word & 1u);
+  std::string why;
+  // Try i, then the following files in sorted order; at least one decoded in the constructor.
+  for (int64_t k = 0; k < size(); ++k) {
+    int64_t j = (i + k) % size();
+    if (known_bad(j)) continue;
+    if (load_image_file(files_[size_t(j)], opt_, flip, out, &why)) return;
+    mark_bad(j, why);
+  }
+  EMBER_FAIL("ImageFolder::load: no file under '" << root_ << "' decodes any more (last error: " << why << ")");
+}
+
+}  // namespace ember::data

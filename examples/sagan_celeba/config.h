@@ -1,0 +1,40 @@
+// The training configuration of sagan_celeba: every flag of `train`, saved as JSON inside each
+// checkpoint so that `--resume` and `sample` rebuild exactly the same models.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace sagan_example {
+
+struct TrainConfig {
+  std::string data;            // folder of JPEG/PNG images; empty = Fashion-MNIST (Debian package)
+  std::string out = "runs/sagan";
+  int size = 128;              // 128, 64 or 32 (Fashion-MNIST: 32)
+  std::string arch = "sagan";  // sagan | sagan-resnet | dcgan
+  std::string attention = "article";  // article | official (the SAGAN block variant)
+  float width = 0;             // channel multiplier; 0 = default (1, or 0.25 on Fashion-MNIST on CPU)
+  int batch = 64;
+  int64_t steps = 2000;
+  float lr_g = 1e-4f, lr_d = 4e-4f;  // TTUR, as in the SAGAN paper and its released code
+  float beta1 = 0.0f, beta2 = 0.9f;
+  int n_dis = 1;               // D steps per G step
+  std::string device = "auto";
+  uint64_t seed = 1;
+  int64_t sample_every = 200;
+  int64_t checkpoint_every = 500;
+  int64_t log_every = 10;
+  int crop = 0;                // center crop side before resizing; 0 = default for the size
+  bool flip = true;            // random horizontal flips
+  int workers = 2;             // decoding threads
+  bool deterministic = false;  // fixed reduction orders, TF32 off: resumed runs match exactly
+  float ema = 0.0f;            // decay of an EMA copy of G (0 = off)
+  bool resume = false;
+  int channels = 3;            // set from the data
+
+  std::string to_json() const;
+  static TrainConfig from_json(const std::string& json);
+  // Fills defaults that depend on other fields (crop for the size, channels) and checks ranges.
+  void finalize();
+};
+
+}  // namespace sagan_example

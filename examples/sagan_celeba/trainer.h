@@ -1,0 +1,39 @@
+// The three commands of sagan_celeba: train, sample and export. Each returns the process exit
+// status; errors are reported as "error: ..." on stderr with a non-zero status.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "examples/sagan_celeba/config.h"
+
+namespace sagan_example {
+
+// steps_given: --steps was on the command line (it then overrides a resumed run's total).
+int run_train(TrainConfig cfg, bool steps_given);
+
+struct SampleOptions {
+  std::string checkpoint;   // a training checkpoint (RUN_DIR/checkpoints/step_*.safetensors)
+  int n = 64;
+  std::string out = "grid.png";
+  uint64_t seed = 0;
+  std::string z_file;       // safetensors with a tensor "z" [n, z_dim] instead of drawing noise
+  std::string save_tensor;  // also write G's raw output as tensor "images" [n, C, H, W]
+  std::string device = "auto";
+  bool ema = true;          // use the EMA generator when the checkpoint has one
+};
+int run_sample(const SampleOptions& opt);
+
+struct ExportOptions {
+  std::string checkpoint;
+  int64_t n = 50000;
+  std::string out;  // folder for 000000.png, 000001.png, ...
+  uint64_t seed = 0;
+  int batch = 100;
+  std::string device = "auto";
+};
+int run_export(const ExportOptions& opt);
+
+// The newest RUN_DIR/checkpoints/step_*.safetensors, or "" when there is none.
+std::string newest_checkpoint(const std::string& run_dir);
+
+}  // namespace sagan_example

@@ -1,0 +1,163 @@
+// Convolution family: the three CPU kernels against direct double-precision formulas (no
+// im2col), ops::conv2d / ops::conv_transpose2d values and gradients, and argument errors.
+#include <catch2/catch.hpp>
+#include <limits>
+#include <sstream>
+
+#include "kernels/kernels.h"
+#include "tests/harness.h"
+#include "tests/reference.h"
+
+using namespace ember;
+
+namespace {
+
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+using Case = test::ref::ConvShape;
+using test::ref::at4;
+
+// 3x3 pad 1, 1x1 (the GEMM shortcut), 1x1 stride 2 (not the shortcut), stride 2 with odd
+// sizes, the SAGAN discriminator's 4x4 stride 2 pad 1, 5x5 pad 2, a kernel covering the whole
+// input, a rectangular kernel, N = 1 and 3, prime channel counts.
+const Case kCases[] = {
+    {3, 5, 7, 9, 7, 3, 3, 1, 1},  {3, 7, 5, 6, 11, 1, 1, 1, 0}, {2, 3, 7, 7, 5, 1, 1, 2, 0},
+    {1, 3, 9, 11, 5, 3, 3, 2, 1}, {3, 3, 8, 8, 13, 4, 4, 2, 1}, {1, 2, 6, 5, 3, 5, 5, 1, 2},
+    {2, 1, 4, 4, 1, 4, 4, 1, 0},  {2, 3, 6, 7, 2, 3, 2, 1, 1},  {1, 1, 1, 1, 1, 1, 1, 1, 0},
+};
+
+// Transposed convolution as a scatter: every x[n,ci,ih,iw] adds x * w[ci,co,kh,kw] to
+// y[n,co,ih*s-p+kh,iw*s-p+kw]; w is [Ci, Co, K, K].
+std::vector<double> ref_conv_transpose(const std::vector<float>& x, const std::vector<float>& w, int64_t N, int64_t Ci,
+                                       int64_t H, int64_t W, int64_t Co, int64_t K, int s, int p, int64_t Ho,
+                                       int64_t Wo) {
+  std::vector<double> y(N * Co * Ho * Wo, 0.0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t ci = 0; ci < Ci; ++ci)
+      for (int64_t ih = 0; ih < H; ++ih)
+        for (int64_t iw = 0; iw < W; ++iw)
+          for (int64_t co = 0; co < Co; ++co)
+            for (int64_t kh = 0; kh < K; ++kh)
+              for (int64_t kw = 0; kw < K; ++kw) {
+                const int64_t oy = ih * s - p + kh, ox = iw * s - p + kw;
+                if (oy < 0 || oy >= Ho || ox < 0 || ox >= Wo) continue;
+                y[at4(n, co, oy, ox, Co, Ho, Wo)] +=
+                    static_cast<double>(x[at4(n, ci, ih, iw, Ci, H, W)]) * w[at4(ci, co, kh, kw, Co, K, K)];
+              }
+  return y;
+}
+
+std::string describe(const Case& c) {
+  std::ostringstream os;
+  os << "N=" << c.N << " Ci=" << c.Ci << " H=" << c.H << " W=" << c.W << " Co=" << c.Co << " K=" << c.KH << "x" << c.KW
+     << " s=" << c.stride << " p=" << c.pad;
+  return os.str();
+}
+
+}  // namespace
+
+TEST_CASE("conv: the three CPU kernels match direct double-precision formulas", "[conv]") {
+  uint64_t seed = 1;
+  for (const Case& c : kCases) {
+    INFO(describe(c));
+    Tensor x = test::random_tensor(Shape{c.N, c.Ci, c.H, c.W}, seed++);
+    Tensor w = test::random_tensor(Shape{c.Co, c.Ci, c.KH, c.KW}, seed++);
+    Tensor dy = test::random_tensor(Shape{c.N, c.Co, c.Ho(), c.Wo()}, seed++);
+    // Outputs start as NaN: an element the kernel fails to write cannot pass.
+    Tensor y = Tensor::full(dy.shape(), kNaN), dx = Tensor::full(x.shape(), kNaN), dw = Tensor::full(w.shape(), kNaN);
+    cpu::conv2d_forward(x, w, c.stride, c.pad, y);
+    cpu::conv2d_backward_data(dy, w, c.stride, c.pad, dx);
+    cpu::conv2d_backward_filter(x, dy, c.stride, c.pad, dw);
+    const std::vector<float> xv = x.to_vector(), wv = w.to_vector(), dyv = dy.to_vector();
+    CHECK(test::rel_err(y, test::ref::conv_forward(c, xv, wv)) < 1e-5);
+    CHECK(test::rel_err(dx, test::ref::conv_backward_data(c, dyv, wv)) < 1e-5);
+    CHECK(test::rel_err(dw, test::ref::conv_backward_filter(c, xv, dyv)) < 1e-5);
+  }
+}
+
+TEST_CASE("conv: ops::conv2d adds the bias and has correct gradients", "[conv][autograd]") {
+  const Case cases[] = {{3, 2, 5, 4, 3, 3, 3, 1, 1}, {2, 3, 4, 4, 2, 1, 1, 1, 0}, {1, 2, 7, 6, 3, 4, 4, 2, 1}};
+  uint64_t seed = 100;
+  for (const Case& c : cases) {
+    INFO(describe(c));
+    Tensor x = test::random_param(Shape{c.N, c.Ci, c.H, c.W}, seed++);
+    Tensor w = test::random_param(Shape{c.Co, c.Ci, c.KH, c.KW}, seed++);
+    Tensor b = test::random_param(Shape{c.Co}, seed++);
+    Tensor y = ops::conv2d(x, w, b, c.stride, c.pad);
+    std::vector<double> ref = test::ref::conv_forward(c, x.to_vector(), w.to_vector());
+    const std::vector<float> bv = b.to_vector();
+    const int64_t plane = c.Ho() * c.Wo();
+    for (size_t i = 0; i < ref.size(); ++i) ref[i] += bv[(i / plane) % c.Co];
+    CHECK(test::rel_err(y, ref) < 1e-5);
+    auto f = [s = c.stride, p = c.pad](const std::vector<Tensor>& in) {
+      return ops::conv2d(in[0], in[1], in[2], s, p);
+    };
+    CHECK(test::gradcheck(f, {x, w, b}) < 1e-2);
+  }
+}
+
+TEST_CASE("conv: ops::conv_transpose2d matches a scatter formula (DCGAN / SAGAN shapes)", "[conv]") {
+  struct T {
+    int64_t N, Ci, H, W, Co, K;
+    int s, p, op;
+  };
+  // k4 s2 p1 doubles the size (the generators' upsampling); k4 s1 p0 from 1x1 is the first
+  // layer; k3 s2 p1 with output_pad 1; k3 s1 p1; 1x1 (the GEMM shortcut); odd sizes.
+  const T cases[] = {{3, 7, 4, 4, 5, 4, 2, 1, 0}, {2, 11, 1, 1, 3, 4, 1, 0, 0}, {1, 3, 5, 3, 2, 3, 2, 1, 1},
+                     {3, 2, 5, 7, 3, 3, 1, 1, 0}, {2, 5, 3, 3, 7, 1, 1, 0, 0},  {1, 2, 3, 5, 3, 4, 2, 1, 1},
+                     {2, 3, 5, 4, 2, 5, 3, 2, 2}};
+  uint64_t seed = 200;
+  for (const T& c : cases) {
+    const int64_t Ho = (c.H - 1) * c.s - 2 * c.p + c.K + c.op, Wo = (c.W - 1) * c.s - 2 * c.p + c.K + c.op;
+    INFO("N=" << c.N << " Ci=" << c.Ci << " H=" << c.H << " W=" << c.W << " Co=" << c.Co << " K=" << c.K << " s=" << c.s
+              << " p=" << c.p << " output_pad=" << c.op);
+    Tensor x = test::random_tensor(Shape{c.N, c.Ci, c.H, c.W}, seed++);
+    Tensor w = test::random_tensor(Shape{c.Ci, c.Co, c.K, c.K}, seed++);
+    Tensor y = ops::conv_transpose2d(x, w, Tensor(), c.s, c.p, c.op);
+    REQUIRE(y.shape() == Shape{c.N, c.Co, Ho, Wo});
+    CHECK(test::rel_err(y, ref_conv_transpose(x.to_vector(), w.to_vector(), c.N, c.Ci, c.H, c.W, c.Co, c.K, c.s, c.p,
+                                              Ho, Wo)) < 1e-5);
+  }
+}
+
+TEST_CASE("conv: ops::conv_transpose2d gradients of input, weight and bias", "[conv][autograd]") {
+  struct T {
+    int64_t N, Ci, H, W, Co, K;
+    int s, p, op;
+  };
+  const T cases[] = {{3, 3, 3, 3, 2, 4, 2, 1, 0}, {1, 2, 3, 2, 3, 3, 2, 1, 1}, {2, 2, 1, 1, 3, 4, 1, 0, 0}};
+  uint64_t seed = 300;
+  for (const T& c : cases) {
+    INFO("K=" << c.K << " s=" << c.s << " p=" << c.p << " output_pad=" << c.op);
+    Tensor x = test::random_param(Shape{c.N, c.Ci, c.H, c.W}, seed++);
+    Tensor w = test::random_param(Shape{c.Ci, c.Co, c.K, c.K}, seed++);
+    Tensor b = test::random_param(Shape{c.Co}, seed++);
+    auto f = [c](const std::vector<Tensor>& in) { return ops::conv_transpose2d(in[0], in[1], in[2], c.s, c.p, c.op); };
+    CHECK(test::gradcheck(f, {x, w, b}) < 1e-2);
+  }
+}
+
+TEST_CASE("conv: argument errors name the op, the shapes and what was expected", "[conv][errors]") {
+  Tensor x = test::random_tensor(Shape{2, 3, 5, 5}, 1);
+  REQUIRE_THROWS_WITH(ops::conv2d(x, test::random_tensor(Shape{4, 2, 3, 3}, 2), Tensor(), 1, 1),
+                      Catch::Contains("conv2d") && Catch::Contains("[2, 3, 5, 5]") && Catch::Contains("[4, 2, 3, 3]") &&
+                          Catch::Contains("channels"));
+  REQUIRE_THROWS_WITH(ops::conv2d(x, test::random_tensor(Shape{4, 3, 8, 8}, 3), Tensor(), 1, 1),
+                      Catch::Contains("conv2d") && Catch::Contains("larger than the padded input 7x7"));
+  REQUIRE_NOTHROW(ops::conv2d(x, test::random_tensor(Shape{4, 3, 7, 7}, 3), Tensor(), 1, 1));
+  REQUIRE_THROWS_WITH(
+      ops::conv2d(test::random_tensor(Shape{3, 5, 5}, 4), test::random_tensor(Shape{4, 3, 3, 3}, 5), Tensor(), 1, 1),
+      Catch::Contains("conv2d") && Catch::Contains("rank 4") && Catch::Contains("[3, 5, 5]"));
+  REQUIRE_THROWS_WITH(ops::conv2d(x, test::random_tensor(Shape{4, 3, 3, 3}, 5), test::random_tensor(Shape{3}, 6), 1, 1),
+                      Catch::Contains("conv2d: bias [3] should be [4]"));
+  REQUIRE_THROWS_WITH(ops::conv2d(x, test::random_tensor(Shape{4, 3, 3, 3}, 5), Tensor(), 0, 1),
+                      Catch::Contains("stride >= 1"));
+  REQUIRE_THROWS_WITH(ops::conv_transpose2d(x, test::random_tensor(Shape{4, 3, 4, 4}, 7), Tensor(), 2, 1),
+                      Catch::Contains("conv_transpose2d") && Catch::Contains("[2, 3, 5, 5]") &&
+                          Catch::Contains("[4, 3, 4, 4]") && Catch::Contains("channels"));
+  REQUIRE_THROWS_WITH(ops::conv_transpose2d(x, test::random_tensor(Shape{3, 4, 4, 4}, 7), Tensor(), 2, 1, 2),
+                      Catch::Contains("conv_transpose2d: output_pad must be in [0, stride)"));
+  REQUIRE_THROWS_WITH(ops::conv_transpose2d(test::random_tensor(Shape{1, 3, 1, 1}, 8),
+                                            test::random_tensor(Shape{3, 4, 1, 1}, 9), Tensor(), 1, 1),
+                      Catch::Contains("conv_transpose2d: output would be -1x-1"));
+}
