@@ -2,24 +2,26 @@
 //
 // cudaMalloc and cudaFree are slow (cudaFree synchronises the whole device), and a training
 // step allocates the same sizes in the same order every time. So, like PyTorch's allocator,
-// freed blocks go to a free list instead of back to the driver, and a request takes the
-// smallest cached block that fits; only a miss calls cudaMalloc. After the first step a
-// training loop makes no cudaMalloc calls at all (tests/cuda/test_runtime.cpp checks this).
+// freed blocks go to a free list instead of back to the driver, and a request takes a cached
+// block of its size class; only a miss calls cudaMalloc.
 //
-// Sizes are rounded up so that nearby sizes share blocks: to 512 B up to 1 MiB, to 2 MiB above
-// (the driver's own large-page granularity). A cached block is reused for a request when it
-// wastes at most a quarter of itself; blocks are never split or merged (simple, and enough
-// for the repeating patterns of training). Reuse is safe without events because every kernel
-// and copy runs on the context's one stream: work queued on a reused block runs after the work
-// queued by its previous owner.
+// Size classes: requests are rounded up to 512 B up to 1 MiB and to 2 MiB above (the driver's
+// own large-page granularity), and a block serves only requests of its own class. Exact
+// classes make the steady state provable: a step that repeats the previous step's sequence of
+// allocations and frees never has more blocks of a class in use than the previous step had, so
+// from the second step on there is no cudaMalloc at all (tests/cuda/test_runtime.cpp checks
+// this). Taking a larger cached block would save memory in odd patterns but could steal the
+// block a later request of that size needs. Blocks are never split or merged.
+// Reuse needs no events because every kernel and copy runs on the context's one stream: work
+// queued on a reused block runs after the work queued by its previous owner.
 //
 // Out of memory: the cache is returned to the driver and cudaMalloc tried once more; if that
 // fails too, ember::OutOfMemory names the request and the allocator's statistics.
 #include <cstdio>
-#include <map>
 #include <mutex>
 #include <sstream>
 #include <unordered_map>
+#include <vector>
 
 #include "core/cuda/cuda_context.cuh"
 
@@ -40,7 +42,8 @@ size_t round_size(size_t bytes) {
 struct Allocator {
   std::mutex mu;
   size_t device_total = 0;                   // the device's memory, asked once
-  std::multimap<size_t, void*> free_blocks;  // block size -> block, for best fit
+  std::unordered_map<size_t, std::vector<void*>> free_blocks;  // size class -> cached blocks
+  size_t free_count = 0;                     // blocks in free_blocks
   std::unordered_map<void*, size_t> live;    // handed-out block -> its size
   AllocatorStats stats;
 };
@@ -61,7 +64,7 @@ std::string mib(size_t bytes) {
 std::string summary_locked(const Allocator& a) {
   std::ostringstream os;
   os << "in use " << mib(a.stats.in_use) << " (peak " << mib(a.stats.peak_in_use) << "), cached "
-     << mib(a.stats.cached) << " in " << a.free_blocks.size() << " blocks, " << a.stats.device_allocs
+     << mib(a.stats.cached) << " in " << a.free_count << " blocks, " << a.stats.device_allocs
      << " cudaMalloc / " << a.stats.device_frees << " cudaFree";
   size_t free_b = 0, total_b = 0;
   if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
@@ -72,11 +75,13 @@ std::string summary_locked(const Allocator& a) {
 }
 
 void release_cache_locked(Allocator& a) {
-  for (auto& kv : a.free_blocks) {
-    EMBER_CUDA_CHECK(cudaFree(kv.second));
-    a.stats.device_frees++;
-  }
+  for (auto& kv : a.free_blocks)
+    for (void* p : kv.second) {
+      EMBER_CUDA_CHECK(cudaFree(p));
+      a.stats.device_frees++;
+    }
   a.free_blocks.clear();
+  a.free_count = 0;
   a.stats.cached = 0;
 }
 
@@ -91,7 +96,7 @@ void release_cache_locked(Allocator& a) {
 void* device_malloc_locked(Allocator& a, size_t bytes, size_t rounded) {
   void* p = nullptr;
   cudaError_t e = cudaMalloc(&p, rounded);
-  if (e == cudaErrorMemoryAllocation && !a.free_blocks.empty()) {
+  if (e == cudaErrorMemoryAllocation && a.free_count > 0) {
     (void)cudaGetLastError();  // not sticky, but clear it so no later check reports it
     release_cache_locked(a);
     e = cudaMalloc(&p, rounded);
@@ -117,21 +122,21 @@ void* allocate(size_t bytes) {
     EMBER_CUDA_CHECK(cudaMemGetInfo(&free_b, &a.device_total));
   }
   // More than the whole device can never succeed: say so without asking the driver.
-  if (bytes > kMaxRequest || bytes > a.device_total) throw_oom(a, bytes, bytes > kMaxRequest ? bytes : round_size(bytes));
+  if (bytes > kMaxRequest || bytes > a.device_total)
+    throw_oom(a, bytes, bytes > kMaxRequest ? bytes : round_size(bytes));
   const size_t rounded = round_size(bytes);
   void* p = nullptr;
-  size_t size = rounded;
-  auto it = a.free_blocks.lower_bound(rounded);
-  if (it != a.free_blocks.end() && it->first <= rounded + rounded / 4) {
-    size = it->first;
-    p = it->second;
-    a.free_blocks.erase(it);
-    a.stats.cached -= size;
+  auto it = a.free_blocks.find(rounded);
+  if (it != a.free_blocks.end() && !it->second.empty()) {
+    p = it->second.back();
+    it->second.pop_back();
+    a.free_count--;
+    a.stats.cached -= rounded;
   } else {
     p = device_malloc_locked(a, bytes, rounded);
   }
-  a.live.emplace(p, size);
-  a.stats.in_use += size;
+  a.live.emplace(p, rounded);
+  a.stats.in_use += rounded;
   if (a.stats.in_use > a.stats.peak_in_use) a.stats.peak_in_use = a.stats.in_use;
   return p;
 }
@@ -149,7 +154,8 @@ void deallocate(void* p, size_t /*bytes: the block's own size is recorded*/) {
   const size_t size = it->second;
   a.live.erase(it);
   a.stats.in_use -= size;
-  a.free_blocks.emplace(size, p);
+  a.free_blocks[size].push_back(p);
+  a.free_count++;
   a.stats.cached += size;
 }
 

@@ -7,6 +7,8 @@
 // written, the enclosing function, file and line. Allocation failures inside a library throw
 // ember::OutOfMemory instead, so callers can tell them apart.
 //
+// Host-only code may include this file too (the launch helpers need nvcc).
+//
 // Kernel launches report errors only through cudaGetLastError: EMBER_CUDA_LAUNCH_CHECK() follows
 // every <<<...>>>. Faults inside a running kernel surface at the next synchronising call; set
 // EMBER_SYNC_DEBUG=1 (core/context.h) to synchronise after every op and pinpoint them.
@@ -68,6 +70,7 @@ inline unsigned blocks_for(int64_t n, int block = kLinearBlock) {
 
 // Launches kernel(n, args...) with one thread per item on `stream` and checks the launch.
 // Kernels begin with `if (i >= n) return;` (tiny-cuda-nn's linear_kernel). n == 0 launches nothing.
+#ifdef __CUDACC__
 template <class... KernelArgs, class... Args>
 void linear_kernel(void (*kernel)(int64_t, KernelArgs...), uint32_t shmem, cudaStream_t stream, int64_t n,
                    Args&&... args) {
@@ -80,5 +83,6 @@ void linear_kernel(void (*kernel)(int64_t, KernelArgs...), uint32_t shmem, cudaS
 __device__ __forceinline__ int64_t global_index() {
   return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }
+#endif
 
 }  // namespace ember::cuda_rt

@@ -30,16 +30,19 @@ struct Chunk {
   int64_t n;
 };
 
-// Adam (PyTorch's arithmetic): v[] = {param, grad, m, v}; writes param, m, v.
+// Adam in PyTorch's order of operations (as kernels/cpu/optim.cpp): v[] = {param, grad, m, v};
+// writes param, m, v.
 struct AdamF {
   static constexpr int kLists = 4;
   static constexpr unsigned kWrites = 0b1101;
-  float lr_corrected, beta1, beta2, eps, weight_decay, inv_sqrt_bc2;
+  float step_size, beta1, beta2, eps, weight_decay, bc2_sqrt;
   __device__ void operator()(float (&v)[4]) const {
-    const float g = v[1] + weight_decay * v[0];
+    float g = v[1];
+    if (weight_decay != 0.f) g += weight_decay * v[0];
     v[2] = beta1 * v[2] + (1.f - beta1) * g;
     v[3] = beta2 * v[3] + (1.f - beta2) * g * g;
-    v[0] -= lr_corrected * v[2] / (sqrtf(v[3]) * inv_sqrt_bc2 + eps);
+    const float denom = sqrtf(v[3]) / bc2_sqrt + eps;
+    v[0] -= step_size * (v[2] / denom);
   }
 };
 
@@ -49,7 +52,8 @@ struct SgdMomentumF {
   static constexpr unsigned kWrites = 0b101;
   float lr, momentum, weight_decay;
   __device__ void operator()(float (&v)[3]) const {
-    const float g = v[1] + weight_decay * v[0];
+    float g = v[1];
+    if (weight_decay != 0.f) g += weight_decay * v[0];
     v[2] = momentum * v[2] + g;
     v[0] -= lr * v[2];
   }
@@ -60,7 +64,11 @@ struct SgdF {
   static constexpr int kLists = 2;
   static constexpr unsigned kWrites = 0b1;
   float lr, weight_decay;
-  __device__ void operator()(float (&v)[2]) const { v[0] -= lr * (v[1] + weight_decay * v[0]); }
+  __device__ void operator()(float (&v)[2]) const {
+    float g = v[1];
+    if (weight_decay != 0.f) g += weight_decay * v[0];
+    v[0] -= lr * g;
+  }
 };
 
 // EMA: v[] = {ema, param}; writes ema.
@@ -183,7 +191,7 @@ void adam_update(const std::vector<Tensor>& params, const std::vector<Tensor>& g
   // Bias corrections in double on the host, once per call.
   const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(step));
   const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(step));
-  AdamF up{static_cast<float>(lr / bc1), beta1, beta2, eps, weight_decay, static_cast<float>(1.0 / std::sqrt(bc2))};
+  AdamF up{static_cast<float>(lr / bc1), beta1, beta2, eps, weight_decay, static_cast<float>(std::sqrt(bc2))};
   multi_tensor_apply(kAdam, {&params, &grads, &m, &v}, up);
 }
 
