@@ -15,9 +15,14 @@
 // Reuse needs no events because every kernel and copy runs on the context's one stream: work
 // queued on a reused block runs after the work queued by its previous owner.
 //
+// EMBER_CUDA_NO_CACHE=1 turns caching off: every request is an exact-size cudaMalloc and every
+// release a cudaFree, so compute-sanitizer's memcheck sees each tensor's true bounds and every
+// use after free (scripts/gpu_check.sh runs it so). Slow; for checking only.
+//
 // Out of memory: the cache is returned to the driver and cudaMalloc tried once more; if that
 // fails too, ember::OutOfMemory names the request and the allocator's statistics.
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <sstream>
 #include <unordered_map>
@@ -41,6 +46,7 @@ size_t round_size(size_t bytes) {
 
 struct Allocator {
   std::mutex mu;
+  bool caching = true;                       // false under EMBER_CUDA_NO_CACHE=1
   size_t device_total = 0;                   // the device's memory, asked once
   std::unordered_map<size_t, std::vector<void*>> free_blocks;  // size class -> cached blocks
   size_t free_count = 0;                     // blocks in free_blocks
@@ -50,7 +56,12 @@ struct Allocator {
 
 // Never destroyed: tensors released during static destruction must still find it.
 Allocator& the_allocator() {
-  static Allocator* a = new Allocator;
+  static Allocator* a = [] {
+    auto* al = new Allocator;
+    const char* env = std::getenv("EMBER_CUDA_NO_CACHE");
+    al->caching = !(env && env[0] == '1');
+    return al;
+  }();
   return *a;
 }
 
@@ -124,7 +135,7 @@ void* allocate(size_t bytes) {
   // More than the whole device can never succeed: say so without asking the driver.
   if (bytes > kMaxRequest || bytes > a.device_total)
     throw_oom(a, bytes, bytes > kMaxRequest ? bytes : round_size(bytes));
-  const size_t rounded = round_size(bytes);
+  const size_t rounded = a.caching ? round_size(bytes) : bytes;
   void* p = nullptr;
   auto it = a.free_blocks.find(rounded);
   if (it != a.free_blocks.end() && !it->second.empty()) {
@@ -154,6 +165,13 @@ void deallocate(void* p, size_t /*bytes: the block's own size is recorded*/) {
   const size_t size = it->second;
   a.live.erase(it);
   a.stats.in_use -= size;
+  if (!a.caching) {
+    const cudaError_t e = cudaFree(p);  // synchronises: queued kernels using p finish first
+    if (e != cudaSuccess && e != cudaErrorCudartUnloading)  // at exit the runtime may be gone already
+      std::fprintf(stderr, "[ember] cudaFree: %s\n", cudaGetErrorString(e));
+    a.stats.device_frees++;
+    return;
+  }
   a.free_blocks[size].push_back(p);
   a.free_count++;
   a.stats.cached += size;
