@@ -17,6 +17,7 @@
 # Everything goes into REPORT_DIR, flat and at most 8 files, so REPORT_DIR can be the device
 # tool's $OUT. The whole run is budgeted (EMBER_GPU_CHECK_BUDGET seconds, default 480) to fit
 # a 10-minute slot on an H100 with 16 cores: each phase gets what its cap and the budget allow.
+# Needs .deps/ (../shared/gpu/pack-deps.sh; git ignores it, so the device tool must carry it).
 # Environment: BUILD_DIR (default build-gpu), EMBER_COMMIT (when the tree has no .git),
 # EMBER_CMAKE_ARGS (extra configure arguments).
 # Exit status: 0 when every phase passed (sanitizer runs cut by their time box count as
@@ -84,6 +85,10 @@ if have python3; then
   PY_CUDNN=$(python3 -c "import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))" 2>/dev/null || true)
 fi
 [ -n "$PY_CUDNN" ] && export LD_LIBRARY_PATH="$PY_CUDNN/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# cuDNN loads parts of itself and of cuBLAS(Lt) with dlopen: the toolkit's libraries must be findable.
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib; do
+  [ -d "$d" ] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d"
+done
 
 # ---- 1. configure and build ----------------------------------------------------------------------
 t0=$(date +%s)

@@ -10,7 +10,8 @@
 //   - is deterministic (bitwise reproducible runs; excludes the atomics-based filter gradient
 //     algorithms), when any such candidate exists,
 //   - with TF32 off, is not FFT or Winograd: those transform the data and lose a few bits even
-//     in fp32, while TF32-off is the "as accurate as fp32" mode (tests hold it to 1e-5).
+//     in fp32, while TF32-off is the "as accurate as fp32" mode (tests hold it to 1e-5);
+// relaxing the last two rules, in that order, rather than failing when no candidate meets them.
 // Math type: CUDNN_TENSOR_OP_MATH when context().allow_tf32 (TF32 tensor cores, PyTorch's
 // default for convolutions), else CUDNN_FMA_MATH (plain fp32 FMA).
 // Floor: 2 * N * Co * Ho * Wo * Ci * KH * KW FLOPs per direction; bytes: x, w and y once each.
@@ -92,8 +93,6 @@ ConvPlan& plan_for(const Shape& xs, const Shape& ws, const Shape& ys, int stride
   return ref;
 }
 
-bool is_tensor_op(cudnnMathType_t m) { return m == CUDNN_TENSOR_OP_MATH || m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION; }
-
 bool transforms(cudnnConvolutionFwdAlgo_t a) {
   return a == CUDNN_CONVOLUTION_FWD_ALGO_FFT || a == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
          a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
@@ -107,21 +106,23 @@ bool transforms(cudnnConvolutionBwdFilterAlgo_t a) {
          a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
 }
 
-// Picks from heuristic results (best first) by the rules in the header comment.
+// Picks from heuristic results (best first) by the rules in the header comment, relaxing them
+// in order (determinism first, then the no-transform rule) rather than failing.
 template <class Perf>
 Algo pick(const Perf* perf, int count, bool tf32, const char* direction) {
-  auto usable = [&](const Perf& r, bool need_deterministic) {
+  auto usable = [&](const Perf& r, int level) {
     if (r.status != CUDNN_STATUS_SUCCESS || r.memory > kMaxWorkspace) return false;
-    if (need_deterministic && r.determinism != CUDNN_DETERMINISTIC) return false;
-    if (!tf32 && (is_tensor_op(r.mathType) || transforms(r.algo))) return false;
+    if (level < 1 && r.determinism != CUDNN_DETERMINISTIC) return false;
+    if (level < 2 && !tf32 && transforms(r.algo)) return false;
     return true;
   };
-  for (bool need_deterministic : {true, false})
+  for (int level = 0; level < 3; ++level)
     for (int i = 0; i < count; ++i)
-      if (usable(perf[i], need_deterministic)) {
+      if (usable(perf[i], level)) {
         Algo a;
         a.chosen = true;
         a.algo = static_cast<int>(perf[i].algo);
+        // Without TF32 the algorithm runs in plain FMA math whatever type the heuristic reported.
         a.math = tf32 ? perf[i].mathType : CUDNN_FMA_MATH;
         a.workspace = perf[i].memory;
         return a;

@@ -115,11 +115,18 @@ __global__ void multi_tensor_kernel(const Chunk* chunks, Update up) {
 }
 
 // Cut parallel tensor lists into chunks (empty tensors contribute none).
-std::vector<Chunk> make_chunks(std::initializer_list<const std::vector<Tensor>*> lists) {
+std::vector<Chunk> make_chunks(const char* op, std::initializer_list<const std::vector<Tensor>*> lists) {
   std::vector<Chunk> chunks;
   const std::vector<Tensor>& first = **lists.begin();
+  for (const std::vector<Tensor>* list : lists)
+    EMBER_CHECK(list->size() == first.size(),
+                op << ": tensor lists of different lengths (" << first.size() << " and " << list->size() << ")");
   for (size_t t = 0; t < first.size(); ++t) {
     const int64_t n = first[t].numel();
+    for (const std::vector<Tensor>* list : lists)
+      EMBER_CHECK((*list)[t].numel() == n && (*list)[t].is_cuda(),
+                  op << ": tensor " << t << " is " << (*list)[t].shape() << " on " << (*list)[t].device()
+                     << " where the parameter is " << first[t].shape() << " on cuda");
     for (int64_t start = 0; start < n; start += kChunk) {
       Chunk c{};
       int l = 0;
@@ -170,11 +177,12 @@ struct ChunkCache {
 };
 
 template <class Update>
-void multi_tensor_apply(int kind, std::initializer_list<const std::vector<Tensor>*> lists, const Update& up) {
+void multi_tensor_apply(const char* op, int kind, std::initializer_list<const std::vector<Tensor>*> lists,
+                        const Update& up) {
   static_assert(Update::kLists <= kMaxLists, "too many tensor lists");
-  std::vector<Chunk> chunks = make_chunks(lists);
+  std::vector<Chunk> chunks = make_chunks(op, lists);
   if (chunks.empty()) return;
-  EMBER_CHECK(chunks.size() < (size_t(1) << 31), "optimizer update: " << chunks.size() << " chunks exceed the grid");
+  EMBER_CHECK(chunks.size() < (size_t(1) << 31), op << ": " << chunks.size() << " chunks exceed the grid");
   static ChunkCache* cache = new ChunkCache;  // never destroyed: device memory outlives static destructors badly
   const Chunk* dev = cache->upload(kind, chunks);
   multi_tensor_kernel<Update><<<static_cast<unsigned>(chunks.size()), kLinearBlock, 0, stream()>>>(dev, up);
@@ -192,19 +200,19 @@ void adam_update(const std::vector<Tensor>& params, const std::vector<Tensor>& g
   const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(step));
   const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(step));
   AdamF up{static_cast<float>(lr / bc1), beta1, beta2, eps, weight_decay, static_cast<float>(std::sqrt(bc2))};
-  multi_tensor_apply(kAdam, {&params, &grads, &m, &v}, up);
+  multi_tensor_apply("adam_update", kAdam, {&params, &grads, &m, &v}, up);
 }
 
 void sgd_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& bufs,
                 float lr, float momentum, float weight_decay) {
   if (momentum != 0.f)
-    multi_tensor_apply(kSgdMomentum, {&params, &grads, &bufs}, SgdMomentumF{lr, momentum, weight_decay});
+    multi_tensor_apply("sgd_update", kSgdMomentum, {&params, &grads, &bufs}, SgdMomentumF{lr, momentum, weight_decay});
   else
-    multi_tensor_apply(kSgd, {&params, &grads}, SgdF{lr, weight_decay});
+    multi_tensor_apply("sgd_update", kSgd, {&params, &grads}, SgdF{lr, weight_decay});
 }
 
 void ema_update(const std::vector<Tensor>& ema, const std::vector<Tensor>& params, float decay) {
-  multi_tensor_apply(kEma, {&ema, &params}, EmaF{decay});
+  multi_tensor_apply("ema_update", kEma, {&ema, &params}, EmaF{decay});
 }
 
 }  // namespace ember::cuda

@@ -23,21 +23,25 @@ __device__ __forceinline__ Window window_of(int64_t j, int64_t h, int64_t w) {
   return {(plane * 2 * h + 2 * oy) * 2 * w + 2 * ox, 2 * w};
 }
 
-__global__ void avgpool_forward_kernel(int64_t n, const float* x, int64_t ho, int64_t wo, float* y) {
+// dst[j] = scale * (sum of the 2x2 window of j in src), summed in the CPU's order:
+// average pooling (scale 1/4) and the backward of upsampling (scale 1).
+__global__ void window_sum_kernel(int64_t n, const float* src, int64_t h, int64_t w, float scale, float* dst) {
   const int64_t j = global_index();
   if (j >= n) return;
-  const Window win = window_of(j, ho, wo);
-  const float* p = x + win.top_left;
-  y[j] = 0.25f * ((p[0] + p[1]) + (p[win.row] + p[win.row + 1]));
+  const Window win = window_of(j, h, w);
+  const float* p = src + win.top_left;
+  dst[j] = scale * (p[0] + p[1] + p[win.row] + p[win.row + 1]);
 }
 
-__global__ void avgpool_backward_kernel(int64_t n, const float* dy, int64_t ho, int64_t wo, float* dx) {
+// Every element of the 2x2 window of j in dst = scale * src[j]: upsampling (scale 1) and the
+// backward of average pooling (scale 1/4).
+__global__ void window_spread_kernel(int64_t n, const float* src, int64_t h, int64_t w, float scale, float* dst) {
   const int64_t j = global_index();
   if (j >= n) return;
-  const Window win = window_of(j, ho, wo);
-  const float g = 0.25f * dy[j];
-  float* p = dx + win.top_left;
-  p[0] = g, p[1] = g, p[win.row] = g, p[win.row + 1] = g;
+  const Window win = window_of(j, h, w);
+  const float v = scale * src[j];
+  float* p = dst + win.top_left;
+  p[0] = v, p[1] = v, p[win.row] = v, p[win.row + 1] = v;
 }
 
 __global__ void maxpool_forward_kernel(int64_t n, const float* x, int64_t ho, int64_t wo, float* y) {
@@ -65,30 +69,13 @@ __global__ void maxpool_backward_kernel(int64_t n, const float* x, const float* 
   for (int k = 0; k < 4; ++k) q[at[k]] = k == arg ? dy[j] : 0.f;
 }
 
-__global__ void upsample_forward_kernel(int64_t n, const float* x, int64_t h, int64_t w, float* y) {
-  const int64_t j = global_index();
-  if (j >= n) return;
-  const Window win = window_of(j, h, w);
-  const float v = x[j];
-  float* p = y + win.top_left;
-  p[0] = v, p[1] = v, p[win.row] = v, p[win.row + 1] = v;
-}
-
-__global__ void upsample_backward_kernel(int64_t n, const float* dy, int64_t h, int64_t w, float* dx) {
-  const int64_t j = global_index();
-  if (j >= n) return;
-  const Window win = window_of(j, h, w);
-  const float* p = dy + win.top_left;
-  dx[j] = (p[0] + p[1]) + (p[win.row] + p[win.row + 1]);
-}
-
 }  // namespace
 
 void avgpool2x2_forward(const Tensor& x, Tensor& y) {
-  linear_kernel(avgpool_forward_kernel, 0, stream(), y.numel(), x.data(), y.size(2), y.size(3), y.data());
+  linear_kernel(window_sum_kernel, 0, stream(), y.numel(), x.data(), y.size(2), y.size(3), 0.25f, y.data());
 }
 void avgpool2x2_backward(const Tensor& dy, Tensor& dx) {
-  linear_kernel(avgpool_backward_kernel, 0, stream(), dy.numel(), dy.data(), dy.size(2), dy.size(3), dx.data());
+  linear_kernel(window_spread_kernel, 0, stream(), dy.numel(), dy.data(), dy.size(2), dy.size(3), 0.25f, dx.data());
 }
 void maxpool2x2_forward(const Tensor& x, Tensor& y) {
   linear_kernel(maxpool_forward_kernel, 0, stream(), y.numel(), x.data(), y.size(2), y.size(3), y.data());
@@ -98,10 +85,10 @@ void maxpool2x2_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
                 dx.data());
 }
 void upsample2x_forward(const Tensor& x, Tensor& y) {
-  linear_kernel(upsample_forward_kernel, 0, stream(), x.numel(), x.data(), x.size(2), x.size(3), y.data());
+  linear_kernel(window_spread_kernel, 0, stream(), x.numel(), x.data(), x.size(2), x.size(3), 1.f, y.data());
 }
 void upsample2x_backward(const Tensor& dy, Tensor& dx) {
-  linear_kernel(upsample_backward_kernel, 0, stream(), dx.numel(), dy.data(), dx.size(2), dx.size(3), dx.data());
+  linear_kernel(window_sum_kernel, 0, stream(), dx.numel(), dy.data(), dx.size(2), dx.size(3), 1.f, dx.data());
 }
 
 }  // namespace ember::cuda

@@ -3,6 +3,7 @@
 // sizes, several chunks, misaligned data (scalar path), and new gradient tensors every step
 // (the cached chunk descriptors must be refreshed).
 #include <cmath>
+#include <iterator>
 
 #include "tests/cuda/compare.h"
 
@@ -110,12 +111,14 @@ TEST_CASE("optim: SGD with and without momentum and weight decay", "[cuda][optim
 }
 
 TEST_CASE("optim: EMA of parameters", "[cuda][optim]") {
+  // decay 0.6, not a realistic 0.999: the new parameter's share must be large enough to be checked.
+  const float decay = 0.6f;
   std::vector<Tensor> ema = gpu_list(1, -1.f, 1.f), p = gpu_list(50, -1.f, 1.f, false);
   auto he = host(ema), hp = host(p);
   for (int step = 0; step < 2; ++step) {
     for (size_t t = 0; t < he.size(); ++t)
-      for (size_t i = 0; i < he[t].size(); ++i) he[t][i] = 0.999 * he[t][i] + (1 - 0.999) * hp[t][i];
-    cuda::ema_update(ema, p, 0.999f);
+      for (size_t i = 0; i < he[t].size(); ++i) he[t][i] = decay * he[t][i] + (1.0 - decay) * hp[t][i];
+    cuda::ema_update(ema, p, decay);
     check_list("ema", ema, he, kFp32Tol);
   }
 }
