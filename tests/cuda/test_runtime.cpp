@@ -152,3 +152,13 @@ TEST_CASE("runtime: sync-debug mode synchronises after every op", "[cuda][runtim
   context().sync_debug = false;
   CHECK(std::isfinite(y.item()));
 }
+
+TEST_CASE("runtime: concat, narrow and split copy rows on the device, with gradients", "[cuda][runtime]") {
+  Tensor a = random_tensor(Shape{5, 3, 2}, 1), b = random_tensor(Shape{2, 3, 2}, 2);
+  compare_op("concat", [](const std::vector<Tensor>& v) { return ops::concat({v[0], v[1], v[0]}); }, {a, b});
+  compare_op("narrow", [](const std::vector<Tensor>& v) { return ops::narrow(v[0], 1, 3); }, {a});
+  compare_op("split", [](const std::vector<Tensor>& v) {
+    std::vector<Tensor> parts = ops::split(v[0], {2, 3});
+    return ops::concat({parts[1], parts[0]});
+  }, {a});
+}
