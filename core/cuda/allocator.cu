@@ -34,10 +34,10 @@ namespace ember::cuda_rt {
 
 namespace {
 
-constexpr size_t kSmallLimit = size_t(1) << 20;      // up to here: 512-byte granularity
+constexpr size_t kSmallLimit = size_t(1) << 20;  // up to here: 512-byte granularity
 constexpr size_t kSmallRound = 512;
-constexpr size_t kLargeRound = size_t(2) << 20;      // above: 2 MiB granularity
-constexpr size_t kMaxRequest = size_t(1) << 56;      // beyond any device; keeps rounding from overflowing
+constexpr size_t kLargeRound = size_t(2) << 20;  // above: 2 MiB granularity
+constexpr size_t kMaxRequest = size_t(1) << 56;  // beyond any device; keeps rounding from overflowing
 
 size_t round_size(size_t bytes) {
   size_t g = bytes <= kSmallLimit ? kSmallRound : kLargeRound;
@@ -46,11 +46,11 @@ size_t round_size(size_t bytes) {
 
 struct Allocator {
   std::mutex mu;
-  bool caching = true;                       // false under EMBER_CUDA_NO_CACHE=1
-  size_t device_total = 0;                   // the device's memory, asked once
+  bool caching = true;                                         // false under EMBER_CUDA_NO_CACHE=1
+  size_t device_total = 0;                                     // the device's memory, asked once
   std::unordered_map<size_t, std::vector<void*>> free_blocks;  // size class -> cached blocks
-  size_t free_count = 0;                     // blocks in free_blocks
-  std::unordered_map<void*, size_t> live;    // handed-out block -> its size
+  size_t free_count = 0;                                       // blocks in free_blocks
+  std::unordered_map<void*, size_t> live;                      // handed-out block -> its size
   AllocatorStats stats;
 };
 
@@ -74,9 +74,9 @@ std::string mib(size_t bytes) {
 
 std::string summary_locked(const Allocator& a) {
   std::ostringstream os;
-  os << "in use " << mib(a.stats.in_use) << " (peak " << mib(a.stats.peak_in_use) << "), cached "
-     << mib(a.stats.cached) << " in " << a.free_count << " blocks, " << a.stats.device_allocs
-     << " cudaMalloc / " << a.stats.device_frees << " cudaFree";
+  os << "in use " << mib(a.stats.in_use) << " (peak " << mib(a.stats.peak_in_use) << "), cached " << mib(a.stats.cached)
+     << " in " << a.free_count << " blocks, " << a.stats.device_allocs << " cudaMalloc / " << a.stats.device_frees
+     << " cudaFree";
   size_t free_b = 0, total_b = 0;
   if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
     os << "; device: " << mib(free_b) << " free of " << mib(total_b);
@@ -98,8 +98,8 @@ void release_cache_locked(Allocator& a) {
 
 [[noreturn]] void throw_oom(const Allocator& a, size_t bytes, size_t rounded) {
   std::ostringstream os;
-  os << "cuda: out of memory allocating " << bytes << " bytes (" << mib(rounded) << " rounded); allocator: "
-     << summary_locked(a);
+  os << "cuda: out of memory allocating " << bytes << " bytes (" << mib(rounded)
+     << " rounded); allocator: " << summary_locked(a);
   throw OutOfMemory(os.str());
 }
 
@@ -166,7 +166,7 @@ void deallocate(void* p, size_t /*bytes: the block's own size is recorded*/) {
   a.live.erase(it);
   a.stats.in_use -= size;
   if (!a.caching) {
-    const cudaError_t e = cudaFree(p);  // synchronises: queued kernels using p finish first
+    const cudaError_t e = cudaFree(p);                      // synchronises: queued kernels using p finish first
     if (e != cudaSuccess && e != cudaErrorCudartUnloading)  // at exit the runtime may be gone already
       std::fprintf(stderr, "[ember] cudaFree: %s\n", cudaGetErrorString(e));
     a.stats.device_frees++;

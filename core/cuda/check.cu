@@ -10,8 +10,8 @@ void throw_api_error(const char* library, const char* status, int code, bool oom
   std::string f(file);
   auto slash = f.find_last_of('/');
   if (slash != std::string::npos) f = f.substr(slash + 1);
-  std::string msg = std::string(library) + " error " + std::to_string(code) + " (" + (status ? status : "?") +
-                    ") in " + function + ": " + call + " [" + f + ":" + std::to_string(line) + "]";
+  std::string msg = std::string(library) + " error " + std::to_string(code) + " (" + (status ? status : "?") + ") in " +
+                    function + ": " + call + " [" + f + ":" + std::to_string(line) + "]";
   if (oom) throw OutOfMemory(msg);
   throw Error(msg);
 }

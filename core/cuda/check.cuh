@@ -41,8 +41,7 @@ inline bool out_of_memory(cudnnStatus_t s) { return s == CUDNN_STATUS_ALLOC_FAIL
                                   const char* function, const char* file, int line);
 
 template <class Status>
-inline void check(Status s, const char* library, const char* call, const char* function, const char* file,
-                  int line) {
+inline void check(Status s, const char* library, const char* call, const char* function, const char* file, int line) {
   if (!ok(s))
     throw_api_error(library, status_text(s), static_cast<int>(s), out_of_memory(s), call, function, file, line);
 }

@@ -19,7 +19,7 @@ namespace ember::cuda_rt {
 
 struct CudaState {
   int device = 0;
-  int sm_count = 0;           // streaming multiprocessors: sizes grids of reduction kernels
+  int sm_count = 0;  // streaming multiprocessors: sizes grids of reduction kernels
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;  // bound to `stream`; use cublas_handle() for the math mode
   cudnnHandle_t cudnn = nullptr;    // created on first use (loading cuDNN takes a while)

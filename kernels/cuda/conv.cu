@@ -62,9 +62,11 @@ ConvPlan& plan_for(const Shape& xs, const Shape& ws, const Shape& ys, int stride
   static auto* plans = new std::map<ConvKey, std::unique_ptr<ConvPlan>>;
   for (const Shape* s : {&xs, &ys, &ws})
     EMBER_CHECK(s->numel() <= INT_MAX, "conv2d (cuda): tensor " << *s << " has more elements than cuDNN indexes");
-  ConvKey key{as_int(xs[0], "N"),  as_int(xs[1], "Ci"), as_int(xs[2], "H"),  as_int(xs[3], "W"),
-              as_int(ws[0], "Co"), as_int(ws[2], "KH"), as_int(ws[3], "KW"), as_int(ys[2], "Ho"),
-              as_int(ys[3], "Wo"), stride,              pad,                 tf32};
+  // clang-format off
+  const ConvKey key{as_int(xs[0], "N"), as_int(xs[1], "Ci"), as_int(xs[2], "H"), as_int(xs[3], "W"),
+                    as_int(ws[0], "Co"), as_int(ws[2], "KH"), as_int(ws[3], "KW"),
+                    as_int(ys[2], "Ho"), as_int(ys[3], "Wo"), stride, pad, tf32};
+  // clang-format on
   std::lock_guard<std::mutex> lock(mu);
   auto it = plans->find(key);
   if (it != plans->end()) return *it->second;

@@ -55,9 +55,7 @@ struct TanhBackF {
   __device__ float operator()(float y, float dy) const { return dy * (1.f - y * y); }
 };
 struct SigmoidF {  // two branches so expf never overflows
-  __device__ float operator()(float x) const {
-    return x >= 0.f ? 1.f / (1.f + expf(-x)) : expf(x) / (1.f + expf(x));
-  }
+  __device__ float operator()(float x) const { return x >= 0.f ? 1.f / (1.f + expf(-x)) : expf(x) / (1.f + expf(x)); }
 };
 struct SigmoidBackF {
   __device__ float operator()(float y, float dy) const { return dy * y * (1.f - y); }

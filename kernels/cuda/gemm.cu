@@ -33,8 +33,8 @@ void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool tran
   const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasHandle_t h = cuda_rt::cublas_handle();
   if (!batched) {
-    EMBER_CUBLAS_CHECK(cublasSgemm(h, op_b, op_a, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K),
-                                   &alpha, b.data(), ldb, a.data(), lda, &beta, c.data(), ldc));
+    EMBER_CUBLAS_CHECK(cublasSgemm(h, op_b, op_a, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), &alpha,
+                                   b.data(), ldb, a.data(), lda, &beta, c.data(), ldc));
     return;
   }
   const long long stride_a = a.dim() == 3 ? M * K : 0;

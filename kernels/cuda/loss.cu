@@ -132,7 +132,7 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& l
   DeviceBuffer<float> rows(static_cast<size_t>(N));
   if (N > 0) {
     ce_rows_kernel<<<blocks_for(N, kRowsPerBlock), kLinearBlock, 0, stream()>>>(N, K, logits.data(), labels.data(),
-                                                                                 rows.data());
+                                                                                rows.data());
     EMBER_CUDA_LAUNCH_CHECK();
   }
   reduce_all(N, RowTerm{rows.data()}, loss.data(), 1.f / static_cast<float>(N));
@@ -142,7 +142,7 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Te
   const int64_t N = logits.size(0), K = logits.size(1);
   if (N == 0) return;
   ce_backward_kernel<<<blocks_for(N, kRowsPerBlock), kLinearBlock, 0, stream()>>>(N, K, logits.data(), labels.data(),
-                                                                                   dloss.data(), dlogits.data());
+                                                                                  dloss.data(), dlogits.data());
   EMBER_CUDA_LAUNCH_CHECK();
 }
 

@@ -64,7 +64,8 @@ void launch_map(const F& f, int64_t n, float* out, const In*... in) {
   constexpr int K = sizeof...(In);
   MapPtrs<K> p{{in...}, out};
   bool vec = aligned16(out);
-  for (const float* ptr : {static_cast<const float*>(out), static_cast<const float*>(in)...}) vec = vec && aligned16(ptr);
+  for (const float* ptr : {static_cast<const float*>(out), static_cast<const float*>(in)...})
+    vec = vec && aligned16(ptr);
   linear_kernel(map_kernel<K, F>, 0, stream(), (n + 3) / 4, n, p, vec, f);
 }
 
@@ -85,9 +86,8 @@ __global__ void channel_map_planes_kernel(int64_t C, int64_t inner, MapPtrs<K> p
         float4 t = reinterpret_cast<const float4*>(p.in[k] + base)[q];
         v[0][k] = t.x, v[1][k] = t.y, v[2][k] = t.z, v[3][k] = t.w;
       }
-      reinterpret_cast<float4*>(p.out + base)[q] =
-          make_float4(apply_map(f, v[0], seq, c), apply_map(f, v[1], seq, c), apply_map(f, v[2], seq, c),
-                      apply_map(f, v[3], seq, c));
+      reinterpret_cast<float4*>(p.out + base)[q] = make_float4(apply_map(f, v[0], seq, c), apply_map(f, v[1], seq, c),
+                                                               apply_map(f, v[2], seq, c), apply_map(f, v[3], seq, c));
     }
     return;
   }

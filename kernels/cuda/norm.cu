@@ -62,7 +62,9 @@ struct AffineF {
 struct EvalF {
   const float *gamma, *beta, *mean, *var;
   float eps;
-  __device__ float operator()(int64_t c, float x) const { return (x - mean[c]) * (gamma[c] / sqrtf(var[c] + eps)) + beta[c]; }
+  __device__ float operator()(int64_t c, float x) const {
+    return (x - mean[c]) * (gamma[c] / sqrtf(var[c] + eps)) + beta[c];
+  }
 };
 
 // (dy, dy * xhat) for the two backward sums.

@@ -105,8 +105,7 @@ void sum_mid(const Tensor& x, int64_t outer, int64_t mid, int64_t inner, Tensor&
     return;
   }
   DeviceBuffer<float> partial(static_cast<size_t>(splits * n_out));
-  sum_tiles_kernel<<<grid, kBlock, 0, stream()>>>(x.data(), outer, mid, inner, tx_log2, mid_per_split,
-                                                  partial.data());
+  sum_tiles_kernel<<<grid, kBlock, 0, stream()>>>(x.data(), outer, mid, inner, tx_log2, mid_per_split, partial.data());
   EMBER_CUDA_LAUNCH_CHECK();
   linear_kernel(sum_slices_kernel, 0, stream(), n_out, static_cast<const float*>(partial.data()),
                 static_cast<int>(splits), y.data());

@@ -116,8 +116,8 @@ void reduce_channels(const ChannelLayout& l, const Load& load, const Finish& fin
 
   DeviceBuffer<Acc> partial(static_cast<size_t>(l.C * splits));
   dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(l.C));
-  channel_partials_kernel<Acc, Load><<<grid, kReduceBlock, 0, stream()>>>(l.N, l.C, l.inner, tx_log2, rows_per_split,
-                                                                          load, partial.data());
+  channel_partials_kernel<Acc, Load>
+      <<<grid, kReduceBlock, 0, stream()>>>(l.N, l.C, l.inner, tx_log2, rows_per_split, load, partial.data());
   EMBER_CUDA_LAUNCH_CHECK();
   linear_kernel(channel_finish_kernel<Acc, Finish>, 0, stream(), l.C, static_cast<int>(splits),
                 static_cast<const Acc*>(partial.data()), finish);

@@ -10,7 +10,6 @@
 //                   1e-3 relative per product; 1e-2 leaves room for cancellation).
 #pragma once
 #include <catch2/catch.hpp>
-
 #include <functional>
 #include <limits>
 #include <memory>
@@ -84,7 +83,8 @@ inline std::vector<Tensor> compare_kernel(const std::string& what, const std::ve
   run(Device::CPU, inputs, out_cpu);
   run(Device::CUDA, in_gpu, out_gpu);
   cuda_rt::synchronize();
-  for (size_t i = 0; i < outputs.size(); ++i) check_close(what + ", output " + std::to_string(i), out_gpu[i], out_cpu[i], tol);
+  for (size_t i = 0; i < outputs.size(); ++i)
+    check_close(what + ", output " + std::to_string(i), out_gpu[i], out_cpu[i], tol);
   // Inputs are read-only.
   for (size_t i = 0; i < inputs.size(); ++i) {
     INFO(what << ": input " << i << " was modified");

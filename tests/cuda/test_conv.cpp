@@ -13,9 +13,9 @@ namespace {
 using Case = ref::ConvShape;
 // {N, Ci, H, W, Co, KH, KW, stride, pad}
 const Case kCases[] = {
-    {3, 5, 7, 9, 7, 3, 3, 1, 1},   {3, 7, 5, 6, 11, 1, 1, 1, 0}, {2, 3, 7, 7, 5, 1, 1, 2, 0},
-    {1, 3, 9, 11, 5, 3, 3, 2, 1},  {3, 3, 8, 8, 13, 4, 4, 2, 1}, {1, 2, 6, 5, 3, 5, 5, 1, 2},
-    {2, 1, 4, 4, 1, 4, 4, 1, 0},   {2, 3, 6, 7, 2, 3, 2, 1, 1},  {1, 1, 1, 1, 1, 1, 1, 1, 0},
+    {3, 5, 7, 9, 7, 3, 3, 1, 1},     {3, 7, 5, 6, 11, 1, 1, 1, 0},    {2, 3, 7, 7, 5, 1, 1, 2, 0},
+    {1, 3, 9, 11, 5, 3, 3, 2, 1},    {3, 3, 8, 8, 13, 4, 4, 2, 1},    {1, 2, 6, 5, 3, 5, 5, 1, 2},
+    {2, 1, 4, 4, 1, 4, 4, 1, 0},     {2, 3, 6, 7, 2, 3, 2, 1, 1},     {1, 1, 1, 1, 1, 1, 1, 1, 0},
     {8, 64, 16, 16, 32, 3, 3, 1, 1}, {4, 32, 32, 32, 64, 4, 4, 2, 1},
 };
 
@@ -38,21 +38,24 @@ TEST_CASE("conv: forward, backward-data and backward-filter kernels, fp32 and TF
       Tensor x = random_tensor(xs, seed++), w = random_tensor(ws, seed++), dy = random_tensor(ys, seed++);
       const int s = c.stride, p = c.pad;
       const std::string what = describe(c, tf32);
-      compare_kernel("conv2d_forward " + what, {x, w}, {nan_tensor(ys)},
-                     [s, p](Device d, const std::vector<Tensor>& i, std::vector<Tensor>& o) {
-                       EMBER_DISPATCH("t", d, conv2d_forward, i[0], i[1], s, p, o[0]);
-                     },
-                     tol);
-      compare_kernel("conv2d_backward_data " + what, {dy, w}, {nan_tensor(xs)},
-                     [s, p](Device d, const std::vector<Tensor>& i, std::vector<Tensor>& o) {
-                       EMBER_DISPATCH("t", d, conv2d_backward_data, i[0], i[1], s, p, o[0]);
-                     },
-                     tol);
-      compare_kernel("conv2d_backward_filter " + what, {x, dy}, {nan_tensor(ws)},
-                     [s, p](Device d, const std::vector<Tensor>& i, std::vector<Tensor>& o) {
-                       EMBER_DISPATCH("t", d, conv2d_backward_filter, i[0], i[1], s, p, o[0]);
-                     },
-                     tol);
+      compare_kernel(
+          "conv2d_forward " + what, {x, w}, {nan_tensor(ys)},
+          [s, p](Device d, const std::vector<Tensor>& i, std::vector<Tensor>& o) {
+            EMBER_DISPATCH("t", d, conv2d_forward, i[0], i[1], s, p, o[0]);
+          },
+          tol);
+      compare_kernel(
+          "conv2d_backward_data " + what, {dy, w}, {nan_tensor(xs)},
+          [s, p](Device d, const std::vector<Tensor>& i, std::vector<Tensor>& o) {
+            EMBER_DISPATCH("t", d, conv2d_backward_data, i[0], i[1], s, p, o[0]);
+          },
+          tol);
+      compare_kernel(
+          "conv2d_backward_filter " + what, {x, dy}, {nan_tensor(ws)},
+          [s, p](Device d, const std::vector<Tensor>& i, std::vector<Tensor>& o) {
+            EMBER_DISPATCH("t", d, conv2d_backward_filter, i[0], i[1], s, p, o[0]);
+          },
+          tol);
     }
 }
 
@@ -73,18 +76,24 @@ TEST_CASE("conv: switching TF32 off after a TF32 run uses a full-precision algor
 
 TEST_CASE("conv: conv2d and conv_transpose2d values and gradients through the ops", "[cuda][conv][autograd]") {
   Tf32Scope fp32(false);
-  Tensor x = random_tensor(Shape{3, 4, 9, 7}, 1), w = random_tensor(Shape{5, 4, 3, 3}, 2), b = random_tensor(Shape{5}, 3);
-  compare_op("conv2d s1 p1", [](const std::vector<Tensor>& v) { return ops::conv2d(v[0], v[1], v[2], 1, 1); }, {x, w, b});
-  compare_op("conv2d s2 p0", [](const std::vector<Tensor>& v) { return ops::conv2d(v[0], v[1], v[2], 2, 0); }, {x, w, b});
+  Tensor x = random_tensor(Shape{3, 4, 9, 7}, 1), w = random_tensor(Shape{5, 4, 3, 3}, 2),
+         b = random_tensor(Shape{5}, 3);
+  compare_op("conv2d s1 p1", [](const std::vector<Tensor>& v) { return ops::conv2d(v[0], v[1], v[2], 1, 1); },
+             {x, w, b});
+  compare_op("conv2d s2 p0", [](const std::vector<Tensor>& v) { return ops::conv2d(v[0], v[1], v[2], 2, 0); },
+             {x, w, b});
   // Transposed: w is [Ci, Co, K, K]; k4 s2 p1 doubles the size; k3 s2 p1 output_pad 1; k5 s3 p2 output_pad 2.
   Tensor xt = random_tensor(Shape{2, 6, 5, 4}, 4), wt4 = random_tensor(Shape{6, 3, 4, 4}, 5);
-  Tensor wt3 = random_tensor(Shape{6, 3, 3, 3}, 6), wt5 = random_tensor(Shape{6, 3, 5, 5}, 7), bt = random_tensor(Shape{3}, 8);
+  Tensor wt3 = random_tensor(Shape{6, 3, 3, 3}, 6), wt5 = random_tensor(Shape{6, 3, 5, 5}, 7),
+         bt = random_tensor(Shape{3}, 8);
   compare_op("conv_transpose2d k4 s2 p1",
              [](const std::vector<Tensor>& v) { return ops::conv_transpose2d(v[0], v[1], v[2], 2, 1); }, {xt, wt4, bt});
   compare_op("conv_transpose2d k3 s2 p1 op1",
-             [](const std::vector<Tensor>& v) { return ops::conv_transpose2d(v[0], v[1], v[2], 2, 1, 1); }, {xt, wt3, bt});
+             [](const std::vector<Tensor>& v) { return ops::conv_transpose2d(v[0], v[1], v[2], 2, 1, 1); },
+             {xt, wt3, bt});
   compare_op("conv_transpose2d k5 s3 p2 op2",
-             [](const std::vector<Tensor>& v) { return ops::conv_transpose2d(v[0], v[1], v[2], 3, 2, 2); }, {xt, wt5, bt});
+             [](const std::vector<Tensor>& v) { return ops::conv_transpose2d(v[0], v[1], v[2], 3, 2, 2); },
+             {xt, wt5, bt});
   Tensor x1 = random_tensor(Shape{2, 8, 1, 1}, 9), w1 = random_tensor(Shape{8, 4, 4, 4}, 10);
   compare_op("conv_transpose2d from 1x1",
              [](const std::vector<Tensor>& v) { return ops::conv_transpose2d(v[0], v[1], Tensor(), 1, 0); }, {x1, w1});

@@ -21,15 +21,17 @@ void compare_matmul(const Mnk& s, int64_t batch, bool a_batched, bool ta, bool t
   Tensor a = random_tensor(with_batch(batched && a_batched, ta ? s.K : s.M, ta ? s.M : s.K), seed);
   Tensor b = random_tensor(with_batch(batched, tb ? s.N : s.K, tb ? s.K : s.N), seed + 1);
   // beta == 0 must ignore C (NaN); otherwise C holds real values.
-  Tensor c0 = beta == 0.f ? nan_tensor(with_batch(batched, s.M, s.N)) : random_tensor(with_batch(batched, s.M, s.N), seed + 2);
+  Tensor c0 =
+      beta == 0.f ? nan_tensor(with_batch(batched, s.M, s.N)) : random_tensor(with_batch(batched, s.M, s.N), seed + 2);
   std::string what = "matmul M=" + std::to_string(s.M) + " N=" + std::to_string(s.N) + " K=" + std::to_string(s.K) +
                      " batch=" + std::to_string(batch) + (a_batched ? "" : " shared-a") + " ta=" + std::to_string(ta) +
                      " tb=" + std::to_string(tb) + " beta=" + std::to_string(beta) + (tf32 ? " tf32" : " fp32");
-  compare_kernel(what, {a, b}, {c0},
-                 [=](Device d, const std::vector<Tensor>& i, std::vector<Tensor>& o) {
-                   EMBER_DISPATCH("t", d, matmul, i[0], i[1], o[0], ta, tb, alpha, beta);
-                 },
-                 tf32 ? kTf32Tol : kFp32Tol);
+  compare_kernel(
+      what, {a, b}, {c0},
+      [=](Device d, const std::vector<Tensor>& i, std::vector<Tensor>& o) {
+        EMBER_DISPATCH("t", d, matmul, i[0], i[1], o[0], ta, tb, alpha, beta);
+      },
+      tf32 ? kTf32Tol : kFp32Tol);
 }
 
 }  // namespace

@@ -78,8 +78,8 @@ TEST_CASE("loss: losses through the ops, values and gradients", "[cuda][loss][au
   Tensor x = random_tensor(Shape{6, 5}, 1, -3.f, 3.f), t = random_tensor(Shape{6, 5}, 2, 0.f, 1.f);
   compare_op("hinge real", [](const std::vector<Tensor>& v) { return ops::hinge_loss(v[0], 1.f); }, {x});
   compare_op("hinge fake", [](const std::vector<Tensor>& v) { return ops::hinge_loss(v[0], -1.f); }, {x});
-  compare_op("bce", [](const std::vector<Tensor>& v) { return ops::bce_with_logits(v[0], v[1]); }, {x, t},
-             kFp32Tol, {true, false});
+  compare_op("bce", [](const std::vector<Tensor>& v) { return ops::bce_with_logits(v[0], v[1]); }, {x, t}, kFp32Tol,
+             {true, false});
   compare_op("cross_entropy", [](const std::vector<Tensor>& v) { return ops::cross_entropy(v[0], v[1]); },
              {x, labels(6, 5, 3)}, kFp32Tol, {true, false});
 }

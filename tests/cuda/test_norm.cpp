@@ -9,9 +9,9 @@ using namespace ember::test::gpu;
 
 namespace {
 
-const std::vector<Shape> kShapes = {Shape{2, 1},         Shape{16, 7},        Shape{3, 5, 11},
-                                    Shape{4, 3, 8, 8},   Shape{2, 6, 13, 11}, Shape{128, 4, 16, 16},
-                                    Shape{2, 3, 130},    Shape{256, 64},      Shape{1, 2, 300, 301}};
+const std::vector<Shape> kShapes = {Shape{2, 1},       Shape{16, 7},        Shape{3, 5, 11},
+                                    Shape{4, 3, 8, 8}, Shape{2, 6, 13, 11}, Shape{128, 4, 16, 16},
+                                    Shape{2, 3, 130},  Shape{256, 64},      Shape{1, 2, 300, 301}};
 
 }  // namespace
 
@@ -65,7 +65,8 @@ TEST_CASE("norm: backward matches the CPU", "[cuda][norm]") {
 }
 
 TEST_CASE("norm: batch_norm op values and gradients in training and eval modes", "[cuda][norm][autograd]") {
-  Tensor x = random_tensor(Shape{6, 4, 5, 3}, 1), g = random_tensor(Shape{4}, 2, 0.5f, 1.5f), b = random_tensor(Shape{4}, 3);
+  Tensor x = random_tensor(Shape{6, 4, 5, 3}, 1), g = random_tensor(Shape{4}, 2, 0.5f, 1.5f),
+         b = random_tensor(Shape{4}, 3);
   for (bool training : {true, false}) {
     // Each run starts from its own copy of the running statistics.
     auto f = [training](const std::vector<Tensor>& v) {

@@ -43,11 +43,12 @@ TEST_CASE("pool: avg and max pooling forward and backward", "[cuda][pool]") {
                        EMBER_DISPATCH("t", d, maxpool2x2_forward, i[0], o[0]);
                      });
       // Exact: the gradient is routed, not computed, so ties must pick the same element.
-      compare_kernel("maxpool2x2_backward " + what, {x, dy}, {nan_tensor(big)},
-                     [](Device d, const std::vector<Tensor>& i, std::vector<Tensor>& o) {
-                       EMBER_DISPATCH("t", d, maxpool2x2_backward, i[0], i[1], o[0]);
-                     },
-                     0.0);
+      compare_kernel(
+          "maxpool2x2_backward " + what, {x, dy}, {nan_tensor(big)},
+          [](Device d, const std::vector<Tensor>& i, std::vector<Tensor>& o) {
+            EMBER_DISPATCH("t", d, maxpool2x2_backward, i[0], i[1], o[0]);
+          },
+          0.0);
     }
   }
 }
@@ -57,11 +58,12 @@ TEST_CASE("pool: upsample2x forward and backward", "[cuda][pool]") {
   for (const Shape& small : kSmall) {
     const Shape big{small[0], small[1], 2 * small[2], 2 * small[3]};
     Tensor x = random_tensor(small, seed++), dy = random_tensor(big, seed++);
-    compare_kernel("upsample2x_forward " + small.str(), {x}, {nan_tensor(big)},
-                   [](Device d, const std::vector<Tensor>& i, std::vector<Tensor>& o) {
-                     EMBER_DISPATCH("t", d, upsample2x_forward, i[0], o[0]);
-                   },
-                   0.0);
+    compare_kernel(
+        "upsample2x_forward " + small.str(), {x}, {nan_tensor(big)},
+        [](Device d, const std::vector<Tensor>& i, std::vector<Tensor>& o) {
+          EMBER_DISPATCH("t", d, upsample2x_forward, i[0], o[0]);
+        },
+        0.0);
     compare_kernel("upsample2x_backward " + small.str(), {dy}, {nan_tensor(small)},
                    [](Device d, const std::vector<Tensor>& i, std::vector<Tensor>& o) {
                      EMBER_DISPATCH("t", d, upsample2x_backward, i[0], o[0]);

@@ -100,8 +100,8 @@ TEST_CASE("runtime: a second training step makes no cudaMalloc", "[cuda][runtime
 TEST_CASE("runtime: an impossible allocation throws OutOfMemory naming the size", "[cuda][runtime][allocator]") {
   const int64_t n = int64_t(1) << 48;  // 2^50 bytes = 1 PiB
   CHECK_THROWS_AS(Tensor::empty(Shape{n}, Device::CUDA), OutOfMemory);
-  CHECK_THROWS_WITH(Tensor::empty(Shape{n}, Device::CUDA), Catch::Contains("1125899906842624 bytes") &&
-                                                              Catch::Contains("cudaMalloc"));
+  CHECK_THROWS_WITH(Tensor::empty(Shape{n}, Device::CUDA),
+                    Catch::Contains("1125899906842624 bytes") && Catch::Contains("cudaMalloc"));
   // The allocator still works afterwards.
   Tensor ok = Tensor::full(Shape{7}, 2.f, Device::CUDA);
   CHECK(ok.to_vector() == std::vector<float>(7, 2.f));
@@ -128,9 +128,9 @@ TEST_CASE("runtime: copies host to device to host, device to device, odd sizes",
 }
 
 TEST_CASE("runtime: check macros name the library, the call, the status and the place", "[cuda][runtime][errors]") {
-  CHECK_THROWS_WITH(EMBER_CUDA_CHECK(cudaSetDevice(9999)),
-                    Catch::Contains("CUDA error") && Catch::Contains("cudaSetDevice(9999)") &&
-                        Catch::Contains("test_runtime.cpp"));
+  CHECK_THROWS_WITH(EMBER_CUDA_CHECK(cudaSetDevice(9999)), Catch::Contains("CUDA error") &&
+                                                               Catch::Contains("cudaSetDevice(9999)") &&
+                                                               Catch::Contains("test_runtime.cpp"));
   (void)cudaGetLastError();  // the failed call must not be reported by a later check
   CHECK_THROWS_WITH(EMBER_CUBLAS_CHECK(cublasSetMathMode(nullptr, CUBLAS_DEFAULT_MATH)),
                     Catch::Contains("cuBLAS error") && Catch::Contains("cublasSetMathMode"));
@@ -142,7 +142,8 @@ TEST_CASE("runtime: an op on tensors of two devices names both", "[cuda][runtime
   Tensor a = Tensor::full(Shape{3}, 1.f), b = Tensor::full(Shape{3}, 1.f, Device::CUDA);
   CHECK_THROWS_WITH(ops::add(a, b), Catch::Contains("add") && Catch::Contains("different devices") &&
                                         Catch::Contains("cpu") && Catch::Contains("cuda"));
-  CHECK_THROWS_WITH(ops::matmul(a.reshape({1, 3}), b.reshape({3, 1})), Catch::Contains("cpu") && Catch::Contains("cuda"));
+  CHECK_THROWS_WITH(ops::matmul(a.reshape({1, 3}), b.reshape({3, 1})),
+                    Catch::Contains("cpu") && Catch::Contains("cuda"));
 }
 
 TEST_CASE("runtime: sync-debug mode synchronises after every op", "[cuda][runtime]") {
@@ -157,8 +158,10 @@ TEST_CASE("runtime: concat, narrow and split copy rows on the device, with gradi
   Tensor a = random_tensor(Shape{5, 3, 2}, 1), b = random_tensor(Shape{2, 3, 2}, 2);
   compare_op("concat", [](const std::vector<Tensor>& v) { return ops::concat({v[0], v[1], v[0]}); }, {a, b});
   compare_op("narrow", [](const std::vector<Tensor>& v) { return ops::narrow(v[0], 1, 3); }, {a});
-  compare_op("split", [](const std::vector<Tensor>& v) {
-    std::vector<Tensor> parts = ops::split(v[0], {2, 3});
-    return ops::concat({parts[1], parts[0]});
-  }, {a});
+  compare_op("split",
+             [](const std::vector<Tensor>& v) {
+               std::vector<Tensor> parts = ops::split(v[0], {2, 3});
+               return ops::concat({parts[1], parts[0]});
+             },
+             {a});
 }
