@@ -30,6 +30,7 @@ namespace {
 
 constexpr int64_t kMC = 64, kKC = 256, kNC = 128;  // block of C and depth: A 64 KB + B 128 KB stay in L2
 constexpr int kMR = 4, kNR = 8;                    // register tile: 4 x 8 accumulators
+static_assert(kMC % kMR == 0 && kNC % kNR == 0, "blocks hold whole panels (the packing buffers assume it)");
 
 // C = beta * C; beta == 0 writes zeros without reading (C may be uninitialised).
 void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
@@ -84,7 +85,7 @@ void gemm_fallback(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
   const int64_t m_blocks = (M + kMC - 1) / kMC, n_blocks = (N + kNC - 1) / kNC;
 #pragma omp parallel if (M * N * K > 64 * 64 * 64)
   {
-    // Per-thread packing buffers, rounded up to whole panels.
+    // Per-thread packing buffers.
     std::vector<float> ap(kMC * kKC), bp(kKC * kNC);
 #pragma omp for collapse(2) schedule(dynamic)
     for (int64_t jb = 0; jb < n_blocks; ++jb)

@@ -1,0 +1,41 @@
+// Spectral normalisation state and step (see spectral_norm.h).
+#include "layers/spectral_norm.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "core/ops.h"
+
+namespace ember {
+
+namespace {
+// normalize(N(0,1) sample) as PyTorch's F.normalize(..., eps): computed on the host once.
+Tensor random_unit(int64_t n, Generator& gen, float eps, Device device) {
+  std::vector<float> a = randn(Shape{n}, gen).to_vector();
+  double ss = 0;
+  for (float x : a) ss += static_cast<double>(x) * x;
+  const double norm = std::max(std::sqrt(ss), static_cast<double>(eps));
+  for (float& x : a) x = static_cast<float>(x / norm);
+  return Tensor::from_vector(a, Shape{n}, device);
+}
+}  // namespace
+
+SpectralNorm::SpectralNorm(const Tensor& w, int dim_, Generator& gen, float eps_) : dim(dim_), eps(eps_) {
+  EMBER_CHECK(w.defined() && w.dim() >= 2 && dim_ >= 0 && dim_ < w.dim(),
+              "spectral_norm: weight of rank >= 2 and dim in range expected, got weight "
+                  << (w.defined() ? w.shape().str() : "undefined") << " and dim " << dim_);
+  const int64_t rows = w.size(dim_);
+  u = random_unit(rows, gen, eps, w.device());
+  v = random_unit(w.numel() / rows, gen, eps, w.device());
+  sigma = Tensor::full(Shape{1}, std::numeric_limits<float>::quiet_NaN(), w.device());
+}
+
+Tensor SpectralNorm::normalize(const Tensor& w, bool training) {
+  if (sigma.device() != w.device()) sigma = sigma.to(w.device());
+  return ops::spectral_norm(w, dim, u, v, sigma, training, eps);
+}
+
+float SpectralNorm::last_sigma() const { return sigma.item(); }
+
+}  // namespace ember

@@ -1,0 +1,36 @@
+// Spectral normalisation of a layer's weight, with torch.nn.utils.spectral_norm's semantics and
+// names: applying it to a layer renames the parameter "weight" to "weight_orig" and adds the
+// buffers "weight_u" [rows] and "weight_v" [cols], initialised to normalised N(0, 1) vectors
+// drawn from an ember Generator. The matrix view is along dim 0 for Linear and Conv2d and
+// dim 1 for ConvTranspose2d ([in, out, k, k] -> rows = out), as PyTorch chooses.
+//
+// Each forward in training mode runs one power iteration (u, v updated in place) and uses
+// W / sigma; eval mode uses the stored u, v without updating them. Both go through
+// ops::spectral_norm, so they run on whatever device the layer lives on. sigma is not part of
+// the state_dict (PyTorch does not store it either); it is kept for metrics.
+#pragma once
+#include <memory>
+
+#include "core/rng.h"
+#include "core/tensor.h"
+
+namespace ember {
+
+class SpectralNorm {
+ public:
+  // u [w.size(dim)], v [w.numel() / w.size(dim)] on w's device.
+  SpectralNorm(const Tensor& w, int dim, Generator& gen, float eps = 1e-12f);
+
+  // W / sigma (differentiable in W; u, v are constants). Advances u, v first when training.
+  Tensor normalize(const Tensor& w, bool training);
+  // The sigma of the latest normalize() (NaN before the first); copies to the host.
+  float last_sigma() const;
+
+  int dim;
+  float eps;
+  Tensor u;      // registered by the owning layer as "weight_u"
+  Tensor v;      // registered as "weight_v"
+  Tensor sigma;  // [1], written by every normalize(); not a buffer
+};
+
+}  // namespace ember

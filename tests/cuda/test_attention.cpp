@@ -1,0 +1,165 @@
+// Fused CUDA attention against the CPU reference (kernels/cpu/attention.cpp), every variant, on the
+// issue's grid: N in {4, 16, 64, 1024, 4096}, C in {8, 16, 64, 256} with dk = max(1, C/8) and
+// dv in {C, C/2}, M in {N, N/4}, B in {1, 3}; forward (o, lse) and backward (dq, dk, dv). Outputs
+// start as NaN so an unwritten element fails. At N = 4096 the CPU reference costs ~10 GFLOP per
+// case, so B = 3 is run there only for C <= 16 (the kernels see B only as grid.z).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/attention.cuh"
+#include "kernels/kernels.h"
+#include "tests/harness.h"
+
+using namespace ember;
+using cuda::AttentionVariant;
+
+namespace {
+
+struct Case {
+  int64_t B, dk, N, M, dv;
+};
+
+std::string describe(const Case& c, AttentionVariant v) {
+  return std::string(cuda::attention_variant_name(v)) + " B=" + std::to_string(c.B) + " dk=" + std::to_string(c.dk) +
+         " N=" + std::to_string(c.N) + " M=" + std::to_string(c.M) + " dv=" + std::to_string(c.dv);
+}
+
+// Expected ||out - ref|| / ||ref||: fp32 FMA and 3xTF32 are fp32-class (~1e-6 seen in the emulated
+// test at small sizes; sums over 4096 keys add a few ulps); TF32 products round each operand to 10
+// mantissa bits: a double model of that rounding gives 2.8e-4 on o and 4.5e-4 on the gradients.
+double tol_forward(AttentionVariant v) { return v == AttentionVariant::Tf32 ? 2e-3 : 2e-5; }
+double tol_backward(AttentionVariant v) { return v == AttentionVariant::Tf32 ? 3e-3 : 1e-4; }
+
+Tensor nan_cuda(const Shape& s) { return Tensor::full(s, NAN, Device::CUDA); }
+
+// ||a - ref|| / max(||ref||, floor): with M = 1 the exact dq and dk are 0 (p = 1 whatever the score)
+// and both sides hold rounding noise, so their error is measured against the scale of dv instead.
+double err_floored(const Tensor& a, const Tensor& ref, double floor) {
+  std::vector<float> x = a.to_vector(), r = ref.to_vector();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (!std::isfinite(x[i])) return INFINITY;
+    num += (double(x[i]) - r[i]) * (double(x[i]) - r[i]);
+    den += double(r[i]) * r[i];
+  }
+  return std::sqrt(num) / std::max(std::sqrt(den), floor);
+}
+
+double norm(const Tensor& t) {
+  double s = 0;
+  for (float x : t.to_vector()) s += double(x) * x;
+  return std::sqrt(s);
+}
+
+void check_case(const Case& c, uint64_t seed, float q_range = 1.f) {
+  Tensor q = test::random_tensor(Shape{c.B, c.dk, c.N}, seed, -q_range, q_range);
+  Tensor k = test::random_tensor(Shape{c.B, c.dk, c.M}, seed + 1);
+  Tensor v = test::random_tensor(Shape{c.B, c.dv, c.M}, seed + 2);
+  Tensor g = test::random_tensor(Shape{c.B, c.dv, c.N}, seed + 3);
+  Tensor ro = Tensor::empty(Shape{c.B, c.dv, c.N}), rl = Tensor::empty(Shape{c.B, c.N});
+  cpu::attention_forward(q, k, v, ro, rl);
+  Tensor rq = Tensor::empty(q.shape()), rk = Tensor::empty(k.shape()), rv = Tensor::empty(v.shape());
+  cpu::attention_backward(q, k, v, ro, rl, g, rq, rk, rv);
+  const double dv_scale = norm(rv);
+
+  Tensor qd = q.to(Device::CUDA), kd = k.to(Device::CUDA), vd = v.to(Device::CUDA), gd = g.to(Device::CUDA);
+  for (AttentionVariant var : {AttentionVariant::Simt, AttentionVariant::Tf32, AttentionVariant::Tf32x3}) {
+    INFO(describe(c, var));
+    Tensor o = nan_cuda(ro.shape()), lse = nan_cuda(rl.shape());
+    cuda::attention_forward_variant(var, qd, kd, vd, o, lse);
+    CHECK(test::rel_err(o, ro) < tol_forward(var));
+    CHECK(test::rel_err(lse, rl) < 1e-5);
+    Tensor dq = nan_cuda(q.shape()), dk = nan_cuda(k.shape()), dv = nan_cuda(v.shape());
+    cuda::attention_backward_variant(var, qd, kd, vd, o, lse, gd, dq, dk, dv);
+    const double tb = tol_backward(var);
+    CHECK(test::rel_err(dv, rv) < tb);
+    CHECK(err_floored(dq, rq, 1e-2 * dv_scale) < tb);
+    CHECK(err_floored(dk, rk, 1e-2 * dv_scale) < tb);
+  }
+}
+
+// The grid for one N.
+void check_grid(int64_t N, uint64_t seed) {
+  for (int64_t C : {8, 16, 64, 256})
+    for (int64_t dv : {C, C / 2})
+      for (int64_t M : {N, std::max<int64_t>(1, N / 4)})
+        for (int64_t B : {1, 3}) {
+          if (N == 4096 && B == 3 && C > 16) continue;  // CPU-reference time; see the file comment
+          const int64_t dk = std::max<int64_t>(1, C / 8);
+          check_case(Case{B, dk, N, M, dv}, seed += 10);
+        }
+}
+
+}  // namespace
+
+TEST_CASE("attention: CUDA matches CPU, N = 4 and 16", "[attention][cuda]") {
+  check_grid(4, 1000);
+  check_grid(16, 2000);
+}
+TEST_CASE("attention: CUDA matches CPU, N = 64", "[attention][cuda]") { check_grid(64, 3000); }
+TEST_CASE("attention: CUDA matches CPU, N = 1024", "[attention][cuda]") { check_grid(1024, 4000); }
+TEST_CASE("attention: CUDA matches CPU, N = 4096", "[attention][cuda]") { check_grid(4096, 5000); }
+
+TEST_CASE("attention: CUDA odd sizes, head dims up to 64, value dims up to 512", "[attention][cuda]") {
+  for (Case c : {Case{2, 3, 37, 45, 20}, Case{1, 12, 70, 33, 140}, Case{1, 33, 20, 70, 9}, Case{2, 64, 129, 77, 512},
+                 Case{1, 64, 300, 1000, 264}, Case{3, 1, 1, 1, 1}, Case{1, 5, 1, 97, 7}})
+    check_case(c, 6000 + c.N);
+}
+
+TEST_CASE("attention: CUDA peaked rows (scores up to ~+-100)", "[attention][cuda]") {
+  check_case(Case{2, 16, 200, 150, 64}, 7000, 20.f);
+}
+
+TEST_CASE("attention: CUDA backward is deterministic", "[attention][cuda]") {
+  Case c{2, 8, 500, 300, 96};
+  Tensor q = test::random_tensor(Shape{c.B, c.dk, c.N}, 1).to(Device::CUDA);
+  Tensor k = test::random_tensor(Shape{c.B, c.dk, c.M}, 2).to(Device::CUDA);
+  Tensor v = test::random_tensor(Shape{c.B, c.dv, c.M}, 3).to(Device::CUDA);
+  Tensor g = test::random_tensor(Shape{c.B, c.dv, c.N}, 4).to(Device::CUDA);
+  for (AttentionVariant var : {AttentionVariant::Simt, AttentionVariant::Tf32}) {
+    Tensor o = nan_cuda(Shape{c.B, c.dv, c.N}), lse = nan_cuda(Shape{c.B, c.N});
+    cuda::attention_forward_variant(var, q, k, v, o, lse);
+    std::vector<std::vector<float>> runs[2];
+    for (auto& r : runs) {
+      Tensor dq = nan_cuda(q.shape()), dk = nan_cuda(k.shape()), dv = nan_cuda(v.shape());
+      cuda::attention_backward_variant(var, q, k, v, o, lse, g, dq, dk, dv);
+      r = {dq.to_vector(), dk.to_vector(), dv.to_vector()};
+    }
+    CHECK(runs[0] == runs[1]);
+  }
+}
+
+TEST_CASE("attention: ops::attention on CUDA (default variant) and its autograd", "[attention][cuda]") {
+  Case c{3, 8, 256, 64, 32};
+  Tensor q = test::random_param(Shape{c.B, c.dk, c.N}, 11), k = test::random_param(Shape{c.B, c.dk, c.M}, 12);
+  Tensor v = test::random_param(Shape{c.B, c.dv, c.M}, 13);
+  Tensor g = test::random_tensor(Shape{c.B, c.dv, c.N}, 14);
+  Tensor qd = q.detach().to(Device::CUDA), kd = k.detach().to(Device::CUDA), vd = v.detach().to(Device::CUDA);
+  for (Tensor* t : {&qd, &kd, &vd}) t->requires_grad_(true);
+  Tensor o_cpu = ops::attention(q, k, v), o_gpu = ops::attention(qd, kd, vd);
+  const AttentionVariant var = cuda::attention_default_variant();
+  INFO("default variant " << cuda::attention_variant_name(var));
+  CHECK(o_gpu.is_cuda());
+  CHECK(test::rel_err(o_gpu, o_cpu) < tol_forward(var));
+  o_cpu.backward(g);
+  o_gpu.backward(g.to(Device::CUDA));
+  CHECK(test::rel_err(qd.grad(), q.grad()) < tol_backward(var));
+  CHECK(test::rel_err(kd.grad(), k.grad()) < tol_backward(var));
+  CHECK(test::rel_err(vd.grad(), v.grad()) < tol_backward(var));
+}
+
+TEST_CASE("attention: attention_probs on CUDA matches CPU", "[attention][cuda]") {
+  for (Case c : {Case{1, 8, 1024, 256, 1}, Case{3, 32, 4096, 4096, 1}, Case{3, 1, 4, 1, 1}, Case{2, 5, 77, 300, 1}}) {
+    INFO("B=" << c.B << " dk=" << c.dk << " N=" << c.N << " M=" << c.M);
+    Tensor q = test::random_tensor(Shape{c.B, c.dk, c.N}, 50 + c.N), k = test::random_tensor(Shape{c.B, c.dk, c.M}, 51);
+    std::vector<int64_t> pos = {c.N - 1, 0, c.N / 3};
+    Tensor p_cpu = ops::attention_probs(q, k, pos);
+    Tensor p_gpu = ops::attention_probs(q.to(Device::CUDA), k.to(Device::CUDA), pos);
+    CHECK(p_gpu.is_cuda());
+    CHECK(test::rel_err(p_gpu, p_cpu) < 1e-5);
+  }
+}
