@@ -14,8 +14,10 @@ CudaState& state() {
     auto* st = new CudaState;
     EMBER_CUDA_CHECK(cudaGetDevice(&st->device));
     EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&st->sm_count, cudaDevAttrMultiProcessorCount, st->device));
-    // Non-blocking: never implicitly ordered with the legacy default stream, which ember does not use.
-    EMBER_CUDA_CHECK(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking));
+    // A blocking stream (not cudaStreamNonBlocking): work that some code still queues on the
+    // legacy default stream 0 is then ordered with ours both ways, so the caching allocator's
+    // stream-ordered reuse stays safe. Nothing in ember waits on stream 0 otherwise.
+    EMBER_CUDA_CHECK(cudaStreamCreateWithFlags(&st->stream, cudaStreamDefault));
     return st;
   }();
   return *s;
