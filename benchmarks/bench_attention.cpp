@@ -34,7 +34,7 @@
 
 #include "core/device_memory.h"
 #include "kernels/cuda/attention.cuh"
-#include "kernels/cuda/attention_common.cuh"
+#include "core/cuda/cuda_context.cuh"
 #endif
 
 using namespace ember;
@@ -110,7 +110,7 @@ struct Unfused {
   cublasHandle_t h = nullptr;
   explicit Unfused(bool tf32) {
     BENCH_CUBLAS(cublasCreate(&h));
-    BENCH_CUBLAS(cublasSetStream(h, cuda::attn_detail::attention_stream()));
+    BENCH_CUBLAS(cublasSetStream(h, cuda_rt::stream()));
     BENCH_CUBLAS(cublasSetMathMode(h, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   }
   ~Unfused() { cublasDestroy(h); }
@@ -164,7 +164,7 @@ void check_cuda(cudaError_t e, const char* what) {
 }
 
 double median_ms(const std::function<void()>& f, int reps) {
-  cudaStream_t st = cuda::attn_detail::attention_stream();
+  cudaStream_t st = cuda_rt::stream();
   for (int w = 0; w < 2; ++w) f();
   cudaEvent_t a, b;
   check_cuda(cudaEventCreate(&a), "cudaEventCreate");

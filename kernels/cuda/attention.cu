@@ -46,7 +46,8 @@
 
 #include "core/context.h"
 #include "kernels/cuda/attention.cuh"
-#include "kernels/cuda/attention_common.cuh"
+#include "core/cuda/check.cuh"
+#include "core/cuda/cuda_context.cuh"
 #include "kernels/cuda/attention_kernels.cuh"
 #include "kernels/kernels.h"
 
@@ -54,7 +55,6 @@ namespace ember::cuda {
 
 namespace {
 
-using attn_detail::attention_stream;
 
 // ---- launchers --------------------------------------------------------------------------------------
 
@@ -79,8 +79,8 @@ void check_supported(const char* op, const Tensor& q, const Tensor& v) {
 
 int max_dynamic_smem() {
   int dev = 0, bytes = 0;
-  EMBER_ATTN_CHECK(cudaGetDevice(&dev));
-  EMBER_ATTN_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  EMBER_CUDA_CHECK(cudaGetDevice(&dev));
+  EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
   return bytes;
 }
 
@@ -88,7 +88,7 @@ int max_dynamic_smem() {
 template <class Kernel>
 void allow_smem(Kernel kernel, size_t bytes) {
   if (bytes > 48 * 1024)
-    EMBER_ATTN_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+    EMBER_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
 
@@ -99,8 +99,8 @@ void launch_forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o
   auto kernel = attn_fwd<SP, BP>;
   allow_smem(kernel, smem);
   dim3 grid(blocks(s.N, kMaxWarps * kWarpRows), blocks(s.dv, kDvChunk), static_cast<unsigned>(q.size(0)));
-  kernel<<<grid, kMaxWarps * 32, smem, attention_stream()>>>(q.data(), k.data(), v.data(), o.data(), lse.data(), s);
-  EMBER_ATTN_CHECK(cudaGetLastError());
+  kernel<<<grid, kMaxWarps * 32, smem, cuda_rt::stream()>>>(q.data(), k.data(), v.data(), o.data(), lse.data(), s);
+  EMBER_CUDA_LAUNCH_CHECK();
 }
 
 template <Prec SP, Prec BP>
@@ -108,10 +108,10 @@ void launch_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Te
                      const Tensor& d_o, Tensor& dq, Tensor& dk, Tensor& dv) {
   const Shapes s = shapes_of(q, k, v);
   const int B = static_cast<int>(q.size(0));
-  cudaStream_t st = attention_stream();
+  cudaStream_t st = cuda_rt::stream();
   Tensor D = Tensor::empty(Shape{q.size(0), q.size(2)}, Device::CUDA);  // [B, N]
   attn_rowdot<<<blocks(B * s.N, 256), 256, 0, st>>>(o.data(), d_o.data(), D.data(), B, s.N, s.dv);
-  EMBER_ATTN_CHECK(cudaGetLastError());
+  EMBER_CUDA_LAUNCH_CHECK();
 
   {
     const size_t smem = dv_smem(s);
@@ -119,7 +119,7 @@ void launch_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Te
     allow_smem(kernel, smem);
     dim3 grid(blocks(s.M, kMaxWarps * kWarpRows), blocks(s.dv, kDvChunk), B);
     kernel<<<grid, kMaxWarps * 32, smem, st>>>(q.data(), k.data(), lse.data(), d_o.data(), dv.data(), s);
-    EMBER_ATTN_CHECK(cudaGetLastError());
+    EMBER_CUDA_LAUNCH_CHECK();
   }
   const int nw = dkdq_warps(s, max_dynamic_smem());
   const size_t smem = dkdq_smem(s, nw);
@@ -128,21 +128,21 @@ void launch_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Te
     allow_smem(kernel, smem);
     dim3 grid(blocks(s.M, nw * kWarpRows), 1, B);
     kernel<<<grid, nw * 32, smem, st>>>(q.data(), k.data(), v.data(), lse.data(), D.data(), d_o.data(), dk.data(), s);
-    EMBER_ATTN_CHECK(cudaGetLastError());
+    EMBER_CUDA_LAUNCH_CHECK();
   }
   {
     auto kernel = attn_bwd_dq<SP, BP>;
     allow_smem(kernel, smem);
     dim3 grid(blocks(s.N, nw * kWarpRows), 1, B);
     kernel<<<grid, nw * 32, smem, st>>>(q.data(), k.data(), v.data(), lse.data(), D.data(), d_o.data(), dq.data(), s);
-    EMBER_ATTN_CHECK(cudaGetLastError());
+    EMBER_CUDA_LAUNCH_CHECK();
   }
 }
 
 bool device_has_tf32() {
   int dev = 0, major = 0;
-  EMBER_ATTN_CHECK(cudaGetDevice(&dev));
-  EMBER_ATTN_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  EMBER_CUDA_CHECK(cudaGetDevice(&dev));
+  EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
   return major >= 8;
 }
 
@@ -212,8 +212,8 @@ void attention_probs(const Tensor& q, const Tensor& k, const Tensor& query_idx, 
   const size_t smem = sizeof(float) * (dk + 32);
   EMBER_CHECK(smem <= 48 * 1024, "attention_probs (cuda): head dimension " << dk << " is too large");
   dim3 grid(static_cast<unsigned>(nq), static_cast<unsigned>(q.size(0)));
-  attn_probs<<<grid, 256, smem, attention_stream()>>>(q.data(), k.data(), query_idx.data(), probs.data(), N, M, dk, nq);
-  EMBER_ATTN_CHECK(cudaGetLastError());
+  attn_probs<<<grid, 256, smem, cuda_rt::stream()>>>(q.data(), k.data(), query_idx.data(), probs.data(), N, M, dk, nq);
+  EMBER_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace ember::cuda

@@ -1,73 +1,59 @@
-// Internal helpers for the softmax and spectral-norm CUDA kernels: error checks, the stream,
-// and warp/block reductions.
-//
-// The project's own error macros (core/cuda/check.cuh) and context stream
-// (ember::cuda_rt::stream() in core/cuda/cuda_context.cuh) are written by the cuda-backend
-// helper. Where those headers exist they are used; until then this header falls back to local
-// macros and the default stream. Either way the kernels only see EMBER_KCUDA_CHECK,
-// EMBER_KCUDA_CHECK_LAUNCH and kstream(), so this is the only place that changes.
+// What every kernels/cuda/*.cu file includes: the kernel declarations (kernels/kernels.h), the
+// CUDA context (stream, handles, temporary buffers), the checks and launch helper, and the
+// warp/block reductions of the softmax and spectral-norm kernels (namespace kcuda).
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <cstdint>
-#include <string>
 
-#include "core/error.h"
-
-#if __has_include("core/cuda/cuda_context.cuh")
-#include "core/cuda/cuda_context.cuh"
-#define EMBER_KCUDA_HAVE_CONTEXT 1
-#endif
-#if __has_include("core/cuda/check.cuh")
 #include "core/cuda/check.cuh"
+#include "core/cuda/cuda_context.cuh"
+#include "kernels/kernels.h"
+
+namespace ember::cuda {
+
+using cuda_rt::blocks_for;
+using cuda_rt::DeviceBuffer;
+using cuda_rt::global_index;
+using cuda_rt::kLinearBlock;
+using cuda_rt::linear_kernel;
+using cuda_rt::stream;
+
+// float4 loads and stores need 16-byte alignment; tensors at an offset into a storage may lack it.
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// The smallest power of two >= v (v >= 1), at most `cap`.
+inline int pow2_at_least(int64_t v, int cap) {
+  int p = 1;
+  while (p < v && p < cap) p *= 2;
+  return p;
+}
+
+// For x [N, C, *]: N, C and the size of one (n, c) plane (1 when x is [N, C]).
+struct ChannelLayout {
+  int64_t N, C, inner;
+};
+inline ChannelLayout channel_layout(const Tensor& x) {
+  ChannelLayout l{x.size(0), x.size(1), 1};
+  if (l.N * l.C > 0) l.inner = x.numel() / (l.N * l.C);
+  return l;
+}
+
+}  // namespace ember::cuda
+
+// The softmax and spectral-norm kernels name the checks and the stream through these aliases.
 #define EMBER_KCUDA_CHECK(stmt) EMBER_CUDA_CHECK(stmt)
 #define EMBER_KCUDA_CHECK_LAUNCH(what) EMBER_CUDA_LAUNCH_CHECK()
-#endif
-
-namespace ember::kcuda {
-// Throws ember::Error naming the failed statement (or launch), the function, file and line.
-[[noreturn]] inline void cuda_fail(cudaError_t err, const char* what, const char* func, const char* file,
-                                   int line) {
-  ::ember::detail::throw_error(std::string("CUDA error in ") + func + ": " + what + " returned " +
-                                   cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")",
-                               file, line);
-}
-}  // namespace ember::kcuda
-
-#ifndef EMBER_KCUDA_CHECK
-// Checks a CUDA runtime call.
-#define EMBER_KCUDA_CHECK(stmt)                                                        \
-  do {                                                                                 \
-    cudaError_t ember_kerr_ = (stmt);                                                  \
-    if (ember_kerr_ != cudaSuccess)                                                    \
-      ::ember::kcuda::cuda_fail(ember_kerr_, #stmt, __func__, __FILE__, __LINE__);     \
-  } while (0)
-// After a <<<...>>> launch (`what` names the kernel): reports a bad configuration at once;
-// faults inside the kernel surface at the next synchronising call, or right away under
-// EMBER_SYNC_DEBUG=1.
-#define EMBER_KCUDA_CHECK_LAUNCH(what)                                                  \
-  do {                                                                                 \
-    cudaError_t ember_kerr_ = cudaGetLastError();                                      \
-    if (ember_kerr_ != cudaSuccess)                                                    \
-      ::ember::kcuda::cuda_fail(ember_kerr_, "launch of " what, __func__, __FILE__, __LINE__); \
-  } while (0)
-#endif
 
 namespace ember::kcuda {
 
 // The stream the ember::cuda:: entries run on: the context's one stream.
-inline cudaStream_t kstream() {
-#ifdef EMBER_KCUDA_HAVE_CONTEXT
-  return ::ember::cuda_rt::stream();
-#else
-  return 0;  // TODO(cuda-backend helper): replaced by ember::cuda_rt::stream() once it is on main
-#endif
-}
+inline cudaStream_t kstream() { return ::ember::cuda_rt::stream(); }
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+using ::ember::cuda::aligned16;
 
 // Properties of the current device, read once per device (the grid heuristics need them).
 struct DeviceInfo {

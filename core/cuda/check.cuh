@@ -1,0 +1,87 @@
+// Error checking and the launch helper for every CUDA source in ember.
+//
+// One family of checks, generated from one template for the three libraries we call:
+//   EMBER_CUDA_CHECK(cudaMemcpyAsync(...));    EMBER_CUBLAS_CHECK(cublasSgemm(...));
+//   EMBER_CUDNN_CHECK(cudnnConvolutionForward(...));
+// On failure each throws ember::Error naming the library, its status text and code, the call as
+// written, the enclosing function, file and line. Allocation failures inside a library throw
+// ember::OutOfMemory instead, so callers can tell them apart.
+//
+// Host-only code may include this file too (the launch helpers need nvcc).
+//
+// Kernel launches report errors only through cudaGetLastError: EMBER_CUDA_LAUNCH_CHECK() follows
+// every <<<...>>>. Faults inside a running kernel surface at the next synchronising call; set
+// EMBER_SYNC_DEBUG=1 (core/context.h) to synchronise after every op and pinpoint them.
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <cstdint>
+#include <utility>
+
+#include "core/error.h"
+
+namespace ember::cuda_rt::detail {
+
+inline bool ok(cudaError_t s) { return s == cudaSuccess; }
+inline bool ok(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS; }
+inline bool ok(cudnnStatus_t s) { return s == CUDNN_STATUS_SUCCESS; }
+
+inline const char* status_text(cudaError_t s) { return cudaGetErrorString(s); }
+inline const char* status_text(cublasStatus_t s) { return cublasGetStatusString(s); }
+inline const char* status_text(cudnnStatus_t s) { return cudnnGetErrorString(s); }
+
+inline bool out_of_memory(cudaError_t s) { return s == cudaErrorMemoryAllocation; }
+inline bool out_of_memory(cublasStatus_t s) { return s == CUBLAS_STATUS_ALLOC_FAILED; }
+inline bool out_of_memory(cudnnStatus_t s) { return s == CUDNN_STATUS_ALLOC_FAILED; }
+
+// Builds the message and throws (out of line: keeps the macro expansion small).
+[[noreturn]] void throw_api_error(const char* library, const char* status, int code, bool oom, const char* call,
+                                  const char* function, const char* file, int line);
+
+template <class Status>
+inline void check(Status s, const char* library, const char* call, const char* function, const char* file, int line) {
+  if (!ok(s))
+    throw_api_error(library, status_text(s), static_cast<int>(s), out_of_memory(s), call, function, file, line);
+}
+
+}  // namespace ember::cuda_rt::detail
+
+#define EMBER_API_CHECK_(library, call) \
+  ::ember::cuda_rt::detail::check((call), library, #call, __func__, __FILE__, __LINE__)
+#define EMBER_CUDA_CHECK(call) EMBER_API_CHECK_("CUDA", call)
+#define EMBER_CUBLAS_CHECK(call) EMBER_API_CHECK_("cuBLAS", call)
+#define EMBER_CUDNN_CHECK(call) EMBER_API_CHECK_("cuDNN", call)
+// After every kernel launch: catches bad configurations (grid too large, too much shared memory).
+#define EMBER_CUDA_LAUNCH_CHECK() EMBER_API_CHECK_("CUDA", cudaGetLastError())
+
+namespace ember::cuda_rt {
+
+// Threads per block for one-thread-per-element kernels: enough warps to hide latency, small
+// enough that odd sizes waste little.
+constexpr int kLinearBlock = 256;
+
+// Blocks needed to give each of n items one thread (n > 0).
+inline unsigned blocks_for(int64_t n, int block = kLinearBlock) {
+  return static_cast<unsigned>((n + block - 1) / block);
+}
+
+// Launches kernel(n, args...) with one thread per item on `stream` and checks the launch.
+// Kernels begin with `if (i >= n) return;` (tiny-cuda-nn's linear_kernel). n == 0 launches nothing.
+#ifdef __CUDACC__
+template <class... KernelArgs, class... Args>
+void linear_kernel(void (*kernel)(int64_t, KernelArgs...), uint32_t shmem, cudaStream_t stream, int64_t n,
+                   Args&&... args) {
+  if (n <= 0) return;
+  kernel<<<blocks_for(n), kLinearBlock, shmem, stream>>>(n, std::forward<Args>(args)...);
+  EMBER_CUDA_LAUNCH_CHECK();
+}
+
+// The global index of this thread in a one-dimensional launch, in 64 bits.
+__device__ __forceinline__ int64_t global_index() {
+  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+#endif
+
+}  // namespace ember::cuda_rt

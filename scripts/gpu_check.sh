@@ -1,0 +1,319 @@
+#!/usr/bin/env bash
+# The GPU check (see ../shared/GPU.md): one command that proves the CUDA backend on a GPU machine.
+#
+#   scripts/gpu_check.sh REPORT_DIR
+#
+# 1. configures (sm_90, dependencies from .deps/, cuDNN from the CUDA toolkit or PyTorch's wheel)
+#    and builds everything, keeping going past a failing target;
+# 2. runs the whole CTest suite and FAILS if any test failed or was skipped (a CUDA test skips
+#    only when no GPU is usable) or if no CUDA test ran;
+# 3. runs compute-sanitizer memcheck, racecheck, initcheck and synccheck over ember_cuda_tests
+#    (in parallel, each time-boxed; memcheck with the caching allocator off so that it sees every
+#    tensor's true bounds);
+# 4. runs every benchmarks/bench_* program and benchmarks/*.py;
+# 5. writes REPORT_DIR/report.md (GPU, driver, nvcc, commit, date, each test, each benchmark's
+#    output) and its logs, and prints a summary table last.
+#
+# Everything goes into REPORT_DIR, flat and at most 8 files, so REPORT_DIR can be the device
+# tool's $OUT. The whole run is budgeted (EMBER_GPU_CHECK_BUDGET seconds, default 480) to fit
+# a 10-minute slot on an H100 with 16 cores: each phase gets what its cap and the budget allow.
+# Needs .deps/ (../shared/gpu/pack-deps.sh; git ignores it, so the device tool must carry it).
+# Environment: BUILD_DIR (default build-gpu), EMBER_COMMIT (when the tree has no .git),
+# EMBER_CMAKE_ARGS (extra configure arguments).
+# Exit status: 0 when every phase passed (sanitizer runs cut by their time box count as
+# INCOMPLETE, not as failures, and are flagged in the summary), 1 otherwise, 2 on bad usage.
+set -uo pipefail
+
+if [ $# -ne 1 ]; then
+  echo "usage: $0 REPORT_DIR" >&2
+  exit 2
+fi
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$1" || exit 2
+REPORT_DIR=$(cd "$1" && pwd)
+BUILD=${BUILD_DIR:-build-gpu}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+BUDGET=${EMBER_GPU_CHECK_BUDGET:-480}
+START=$(date +%s)
+JOBS=$(nproc 2>/dev/null || echo 4)
+cd "$ROOT" || exit 2
+
+BUILD_LOG="$REPORT_DIR/build.log"
+CTEST_LOG="$REPORT_DIR/ctest.log"
+JUNIT="$REPORT_DIR/ctest-junit.xml"
+SAN_LOG="$REPORT_DIR/sanitizers.log"
+BENCH_LOG="$REPORT_DIR/benchmarks.log"
+REPORT="$REPORT_DIR/report.md"
+: >"$BUILD_LOG"
+: >"$CTEST_LOG"
+: >"$SAN_LOG"
+: >"$BENCH_LOG"
+
+# ---- helpers ------------------------------------------------------------------------------------
+SUMMARY=()   # "phase|status|seconds|detail"
+OVERALL=0
+note() { printf '[gpu_check %4ds] %s\n' $(($(date +%s) - START)) "$*"; }
+record() {  # phase status seconds detail
+  SUMMARY+=("$1|$2|$3|$4")
+  case "$2" in FAIL) OVERALL=1 ;; esac
+}
+# Seconds a phase may use: its cap, or what is left of the budget minus a reserve for later phases.
+allow() {  # cap reserve
+  local left=$((BUDGET - ($(date +%s) - START) - $2))
+  [ "$left" -lt "$1" ] && echo $((left > 10 ? left : 10)) || echo "$1"
+}
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# ---- 0. the machine -----------------------------------------------------------------------------
+GPU="unknown"
+DRIVER="unknown"
+if have nvidia-smi; then
+  GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+  DRIVER=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)
+fi
+NVCC=/usr/local/cuda/bin/nvcc
+have nvcc && NVCC=$(command -v nvcc)
+NVCC_VERSION=$("$NVCC" --version 2>/dev/null | grep -o 'release [0-9.]*, V[0-9.]*' || echo "not found")
+COMMIT=${EMBER_COMMIT:-$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo "unknown (no .git; set EMBER_COMMIT)")}
+DATE=$(date -u +"%Y-%m-%d %H:%M UTC")
+note "GPU: $GPU, driver $DRIVER, nvcc $NVCC_VERSION, commit $COMMIT"
+
+# cuDNN: the toolkit's, or PyTorch's wheel (cmake/cudnn.cmake looks in both); the wheel's
+# libraries must also be on the loader path at run time.
+PY_CUDNN=""
+if have python3; then
+  PY_CUDNN=$(python3 -c "import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))" 2>/dev/null || true)
+fi
+[ -n "$PY_CUDNN" ] && export LD_LIBRARY_PATH="$PY_CUDNN/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# cuDNN loads parts of itself and of cuBLAS(Lt) with dlopen: the toolkit's libraries must be findable.
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib; do
+  [ -d "$d" ] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d"
+done
+
+# ---- 1. configure and build ----------------------------------------------------------------------
+t0=$(date +%s)
+GENERATOR=()
+have ninja && GENERATOR=(-G Ninja)
+[ -f "$BUILD/CMakeCache.txt" ] && GENERATOR=()  # keep the generator of an existing build
+note "configure + build in $BUILD ($JOBS jobs)"
+# shellcheck disable=SC2086
+cmake -S "$ROOT" -B "$BUILD" "${GENERATOR[@]}" -DCMAKE_BUILD_TYPE=Release -DEMBER_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_PREFIX_PATH="$ROOT/.deps" -DCMAKE_INCLUDE_PATH="$ROOT/.deps/include" \
+  ${EMBER_CMAKE_ARGS:-} >>"$BUILD_LOG" 2>&1
+CONFIGURE_RC=$?
+if [ $CONFIGURE_RC -ne 0 ]; then
+  record configure FAIL $(($(date +%s) - t0)) "cmake failed (see build.log)"
+else
+  CUDNN_LIB=$(grep -E '^CUDNN_LIBRARY:' "$BUILD/CMakeCache.txt" | cut -d= -f2-)
+  if [ -n "$CUDNN_LIB" ]; then
+    CUDNN_DIR=$(dirname "$CUDNN_LIB")
+    export LD_LIBRARY_PATH="$CUDNN_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  fi
+  KEEP_GOING=(-k 0)
+  grep -q 'CMAKE_GENERATOR:INTERNAL=Ninja' "$BUILD/CMakeCache.txt" || KEEP_GOING=(-k)
+  timeout "$(allow 300 200)" cmake --build "$BUILD" -j "$JOBS" -- "${KEEP_GOING[@]}" >>"$BUILD_LOG" 2>&1
+  BUILD_RC=$?
+  WARNINGS=$(grep -c 'warning' "$BUILD_LOG" || true)
+  if [ $BUILD_RC -eq 0 ]; then
+    record build PASS $(($(date +%s) - t0)) "sm_90, $WARNINGS warning lines; cuDNN ${CUDNN_LIB:-?}"
+  else
+    FAILED_TARGETS=$(grep -E '^FAILED:' "$BUILD_LOG" | head -5 | sed 's/^FAILED: //' | tr '\n' ' ')
+    record build FAIL $(($(date +%s) - t0)) "rc $BUILD_RC (124 = time box); failed: ${FAILED_TARGETS:-see build.log}"
+  fi
+fi
+CUDA_TESTS="$BUILD/tests/ember_cuda_tests"
+
+# ---- 2. the test suite ----------------------------------------------------------------------------
+t0=$(date +%s)
+if [ -f "$BUILD/CTestTestfile.cmake" ]; then
+  note "ctest"
+  ( cd "$BUILD" && timeout "$(allow 180 150)" ctest -j "$JOBS" --timeout 170 --output-on-failure \
+      --output-junit "$JUNIT" ) >"$CTEST_LOG" 2>&1
+  CTEST_RC=$?
+  # Counts from the JUnit file: CUDA tests are named "cuda:..."; SKIP_RETURN_CODE gives notrun.
+  read -r TOTAL FAILED SKIPPED CUDA_RUN < <(python3 - "$JUNIT" <<'EOF' 2>/dev/null || echo "0 0 0 0"
+import sys, xml.etree.ElementTree as ET
+total = failed = skipped = cuda_run = 0
+for tc in ET.parse(sys.argv[1]).getroot().iter("testcase"):
+    total += 1
+    status = tc.get("status", "run")
+    skip = status in ("notrun", "disabled") or tc.find("skipped") is not None
+    fail = status == "fail" or tc.find("failure") is not None or tc.find("error") is not None
+    skipped += skip
+    failed += fail and not skip
+    cuda_run += tc.get("name", "").startswith("cuda:") and not skip
+print(total, failed, skipped, cuda_run)
+EOF
+  )
+  if [ "${TOTAL:-0}" -eq 0 ]; then  # no JUnit (old CTest, or killed): fall back on the text output
+    TOTAL=$(grep -cE 'Test +#[0-9]+:' "$CTEST_LOG" || true)
+    FAILED=$(grep -cE 'Test +#[0-9]+:.*(Failed|Timeout|Exception)' "$CTEST_LOG" || true)
+    SKIPPED=$(grep -cE 'Test +#[0-9]+:.*(Skipped|Not Run)' "$CTEST_LOG" || true)
+    CUDA_RUN=$(grep -E 'Test +#[0-9]+: cuda:' "$CTEST_LOG" | grep -cE 'Passed|Failed' || true)
+  fi
+  detail="$TOTAL tests, $FAILED failed, $SKIPPED skipped, $CUDA_RUN CUDA tests ran (ctest rc $CTEST_RC)"
+  if [ "$CTEST_RC" -eq 0 ] && [ "${FAILED:-1}" -eq 0 ] && [ "${SKIPPED:-1}" -eq 0 ] && [ "${CUDA_RUN:-0}" -gt 0 ]; then
+    record tests PASS $(($(date +%s) - t0)) "$detail"
+  else
+    record tests FAIL $(($(date +%s) - t0)) "$detail"
+  fi
+else
+  record tests FAIL 0 "no CTest files: configure failed"
+fi
+
+# ---- 3. compute-sanitizer --------------------------------------------------------------------------
+SANITIZER=/usr/local/cuda/bin/compute-sanitizer
+have compute-sanitizer && SANITIZER=$(command -v compute-sanitizer)
+if [ ! -x "$CUDA_TESTS" ]; then
+  record sanitizers FAIL 0 "ember_cuda_tests was not built"
+elif [ ! -x "$SANITIZER" ]; then
+  record sanitizers FAIL 0 "compute-sanitizer not found"
+else
+  t0=$(date +%s)
+  SAN_TIME=$(allow 150 60)
+  note "compute-sanitizer, 4 tools in parallel, $SAN_TIME s each at most"
+  # Catch2 filters. memcheck: everything but the allocator-behaviour tests (the cache is off)
+  # and the error tests (they fail CUDA calls on purpose, which the sanitizer reports).
+  # The others look at our own kernels' shared memory, synchronisation and reads; cuBLAS and
+  # cuDNN kernels (gemm, conv) would only slow them down.
+  OURS='[cuda]~[gemm]~[conv]~[allocator]~[errors]'
+  TOOLS=(memcheck racecheck initcheck synccheck)
+  FILTERS=('[cuda]~[allocator]~[errors]' "$OURS" "$OURS" "$OURS")
+  TMP=$(mktemp -d)
+  PIDS=()
+  for i in "${!TOOLS[@]}"; do
+    tool=${TOOLS[$i]}
+    extra=()
+    [ "$tool" = memcheck ] && extra=(--leak-check no)
+    ( EMBER_CUDA_NO_CACHE=$([ "$tool" = memcheck ] && echo 1 || echo 0) \
+        timeout "$SAN_TIME" "$SANITIZER" --tool "$tool" "${extra[@]}" --error-exitcode 99 --print-limit 50 \
+        "$CUDA_TESTS" "${FILTERS[$i]}" >"$TMP/$tool.log" 2>&1
+      echo $? >"$TMP/$tool.rc" ) &
+    PIDS+=($!)
+  done
+  wait "${PIDS[@]}"
+  san_status=PASS
+  san_detail=""
+  for i in "${!TOOLS[@]}"; do
+    tool=${TOOLS[$i]}
+    rc=$(cat "$TMP/$tool.rc" 2>/dev/null || echo 1)
+    errors=$(grep -oE 'ERROR SUMMARY: [0-9]+' "$TMP/$tool.log" | tail -1 | grep -oE '[0-9]+$' || true)
+    case "$rc" in
+      0) s="ok" ;;
+      124) s="INCOMPLETE (time box)"; [ "$san_status" = PASS ] && san_status=INCOMPLETE ;;
+      99) s="${errors:-?} errors"; san_status=FAIL ;;
+      *) s="rc $rc (tests failed?)"; san_status=FAIL ;;
+    esac
+    [ "$rc" = 124 ] && [ -n "$errors" ] && [ "$errors" != 0 ] && { s="$errors errors before the time box"; san_status=FAIL; }
+    san_detail+="$tool: $s; "
+    {
+      echo "==== $tool (filter ${FILTERS[$i]}): exit $rc"
+      tail -c 2000000 "$TMP/$tool.log"
+      echo
+    } >>"$SAN_LOG"
+  done
+  rm -rf "$TMP"
+  record sanitizers "$san_status" $(($(date +%s) - t0)) "${san_detail%; }"
+fi
+
+# ---- 4. benchmarks -----------------------------------------------------------------------------------
+t0=$(date +%s)
+BENCH_RESULTS=()  # "name|status|log section"
+bench_fail=0
+shopt -s nullglob
+BENCHES=("$BUILD"/benchmarks/bench_*)
+SCRIPTS=("$ROOT"/benchmarks/*.py)
+shopt -u nullglob
+for b in "${BENCHES[@]}" "${SCRIPTS[@]}"; do
+  [ -f "$b" ] || continue
+  case "$b" in *.py) cmd=(python3 "$b") ;; *) [ -x "$b" ] || continue; cmd=("$b") ;; esac
+  name=$(basename "$b")
+  left=$(allow 120 15)
+  if [ "$left" -le 10 ]; then
+    BENCH_RESULTS+=("$name|not run (budget spent)")
+    bench_fail=1
+    continue
+  fi
+  note "benchmark $name ($left s at most)"
+  echo "==== $name" >>"$BENCH_LOG"
+  ( cd "$ROOT" && EMBER_BUILD_DIR="$BUILD" PYTHONUNBUFFERED=1 timeout "$left" "${cmd[@]}" ) >>"$BENCH_LOG" 2>&1
+  rc=$?
+  echo "==== $name: exit $rc" >>"$BENCH_LOG"
+  if [ $rc -eq 0 ]; then BENCH_RESULTS+=("$name|ok"); else BENCH_RESULTS+=("$name|exit $rc"); bench_fail=1; fi
+done
+if [ ${#BENCH_RESULTS[@]} -eq 0 ]; then
+  record benchmarks PASS $(($(date +%s) - t0)) "none present"
+else
+  detail=$(printf '%s; ' "${BENCH_RESULTS[@]}" | tr '|' ' ')
+  record benchmarks "$([ $bench_fail -eq 0 ] && echo PASS || echo FAIL)" $(($(date +%s) - t0)) "${detail%; }"
+fi
+
+# ---- 5. the report ----------------------------------------------------------------------------------
+{
+  echo "# GPU check"
+  echo
+  echo "| | |"
+  echo "|---|---|"
+  echo "| GPU | $GPU |"
+  echo "| driver | $DRIVER |"
+  echo "| nvcc | $NVCC_VERSION |"
+  echo "| commit | $COMMIT |"
+  echo "| date | $DATE |"
+  echo "| total time | $(($(date +%s) - START)) s |"
+  echo
+  echo "## Summary"
+  echo
+  echo "| phase | status | seconds | detail |"
+  echo "|---|---|---|---|"
+  for row in "${SUMMARY[@]}"; do echo "| ${row//|/ | } |"; done
+  echo
+  echo "## Tests"
+  echo
+  if [ -s "$JUNIT" ]; then
+    echo "| test | result | seconds |"
+    echo "|---|---|---|"
+    python3 - "$JUNIT" <<'EOF' 2>/dev/null || echo "(could not read $JUNIT)"
+import sys, xml.etree.ElementTree as ET
+for tc in ET.parse(sys.argv[1]).getroot().iter("testcase"):
+    status = tc.get("status", "run")
+    if status in ("notrun", "disabled") or tc.find("skipped") is not None:
+        result = "SKIPPED"
+    elif status == "fail" or tc.find("failure") is not None or tc.find("error") is not None:
+        result = "**FAILED**"
+    else:
+        result = "passed"
+    name = tc.get("name", "?").replace("|", "/")
+    print(f"| {name} | {result} | {float(tc.get('time', 0)):.2f} |")
+EOF
+  else
+    echo '```'
+    grep -E 'Test +#[0-9]+:' "$CTEST_LOG" || echo "(no test output)"
+    echo '```'
+  fi
+  echo
+  echo "## Sanitizers"
+  echo
+  echo '```'
+  grep -E '^==== |ERROR SUMMARY|RACECHECK SUMMARY' "$SAN_LOG" || echo "(not run)"
+  echo '```'
+  echo
+  echo "## Benchmarks"
+  echo
+  echo "Full output of each program (its own figures and checks):"
+  echo
+  echo '```'
+  cat "$BENCH_LOG"
+  echo '```'
+  echo
+  echo "Logs: build.log, ctest.log, ctest-junit.xml, sanitizers.log, benchmarks.log."
+} >"$REPORT"
+
+# ---- summary, printed last ------------------------------------------------------------------------
+echo
+echo "GPU check: $GPU, driver $DRIVER, commit ${COMMIT:0:12}, $(($(date +%s) - START)) s; report: $REPORT"
+printf '%-11s %-11s %7s  %s\n' phase status seconds detail
+for row in "${SUMMARY[@]}"; do
+  IFS='|' read -r phase status secs detail <<<"$row"
+  printf '%-11s %-11s %7s  %s\n' "$phase" "$status" "$secs" "$detail"
+done
+exit $OVERALL
