@@ -12,7 +12,8 @@ BIN=$1
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-COMMON="--width 0.125 --batch 8 --log-every 1 --sample-every 3 --checkpoint-every 3 --workers 1 --deterministic --device cpu --seed 5"
+BASE="--width 0.125 --batch 8 --log-every 1 --workers 1 --deterministic --device cpu --seed 5"
+COMMON="$BASE --sample-every 3 --checkpoint-every 3"
 
 # 1. bad input
 mkdir -p "$T/empty" "$T/corrupt"
@@ -55,10 +56,11 @@ fi
 echo "ok: samples, attention maps, checkpoints, sample command"
 
 # 4. SIGINT
-"$BIN" train --out "$T/sig" $COMMON --steps 100000 --checkpoint-every 100000 --sample-every 100000 >"$T/sig.log" 2>&1 &
+"$BIN" train --out "$T/sig" $BASE --steps 100000 --checkpoint-every 100000 --sample-every 100000 >"$T/sig.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do
   [ -f "$T/sig/metrics.csv" ] && [ "$(wc -l < "$T/sig/metrics.csv")" -ge 3 ] && break
+  kill -0 "$pid" 2>/dev/null || { cat "$T/sig.log"; fail "the run for the SIGINT check ended early"; }
   sleep 0.2
 done
 kill -INT "$pid"
