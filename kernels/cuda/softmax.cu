@@ -26,7 +26,7 @@
 //
 // How to run them: tests/cuda/test_softmax.cpp checks each variant against the CPU reference
 // over its whole range of row lengths; benchmarks/bench_softmax times each against the measured
-// device-to-device copy bandwidth. docs/kernels_softmax.md walks through the design.
+// device-to-device copy bandwidth. docs/kernels.md (Softmax) walks through the design.
 #include <climits>
 #include <cmath>
 

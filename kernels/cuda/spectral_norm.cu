@@ -39,7 +39,7 @@
 //
 // How to run them: tests/cuda/test_spectral_norm.cpp (CPU vs CUDA for dims 0 and 1, both load
 // paths, the unfused baseline), benchmarks/bench_spectral_norm (timings against the PyTorch
-// launch sequence issued through cuBLAS in the same program). docs/kernels_spectral_norm.md
+// launch sequence issued through cuBLAS in the same program). docs/kernels.md (Spectral normalisation)
 // walks through the design.
 #include <algorithm>
 #include <climits>
