@@ -20,7 +20,7 @@ struct TrainConfig {
   int n_dis = 1;               // D steps per G step
   std::string device = "auto";
   uint64_t seed = 1;
-  int64_t sample_every = 200;
+  int64_t sample_every = 100;
   int64_t checkpoint_every = 500;
   int64_t log_every = 10;
   int crop = 0;                // center crop side before resizing; 0 = default for the size
