@@ -4,8 +4,9 @@ set(CUDNN_ROOT "$ENV{CUDNN_ROOT}" CACHE PATH "Where cuDNN 9 lives (include/ and 
 set(_cudnn_hints ${CUDNN_ROOT} ${CUDAToolkit_LIBRARY_ROOT} /usr/local/cuda /usr)
 find_package(Python3 COMPONENTS Interpreter QUIET)
 if(Python3_Interpreter_FOUND)
+  # __path__, not __file__: the wheel's nvidia/cudnn may be a namespace package (no __init__.py).
   execute_process(COMMAND ${Python3_EXECUTABLE} -c
-    "import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))"
+    "import nvidia.cudnn as m; print(list(m.__path__)[0])"
     OUTPUT_VARIABLE _py_cudnn OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
   if(_py_cudnn)
     list(APPEND _cudnn_hints ${_py_cudnn})

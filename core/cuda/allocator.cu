@@ -9,9 +9,10 @@
 // own large-page granularity), and a block serves only requests of its own class. Exact
 // classes make the steady state provable: a step that repeats the previous step's sequence of
 // allocations and frees never has more blocks of a class in use than the previous step had, so
-// from the second step on there is no cudaMalloc at all (tests/cuda/test_runtime.cpp checks
-// this). Taking a larger cached block would save memory in odd patterns but could steal the
-// block a later request of that size needs. Blocks are never split or merged.
+// once the step repeats itself there is no cudaMalloc at all (tests/cuda/test_runtime.cpp checks
+// this; the first step may differ from the next when the cuDNN workspace grows during it).
+// Taking a larger cached block would save memory in odd patterns but could steal the block a
+// later request of that size needs. Blocks are never split or merged.
 // Reuse needs no events because every kernel and copy runs on the context's one stream: work
 // queued on a reused block runs after the work queued by its previous owner.
 //
