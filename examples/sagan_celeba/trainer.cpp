@@ -200,7 +200,9 @@ int run_train(TrainConfig cfg, bool steps_given) {
       run.opt_D->step();
       last_loss_d = loss_d.detach(), last_real = d.real.detach(), last_fake = d.fake.detach();
     }
-    // G: one step through D (D's weights are not updated here).
+    // G: one step through D (D's weights are not updated here). D stays in training mode, as in
+    // the official SAGAN code, so this forward advances D's spectral-norm power iterations a
+    // second time per step (u and v are buffers, not trained: this only refines the estimate).
     Tensor fake = (*run.gan.G)(randn(Shape{B, run.gan.z_dim}, run.rng, device));
     Tensor logits = (*run.gan.D)(fake);
     Tensor loss_g = run.gan.hinge ? models::g_loss_hinge(logits) : models::g_loss_bce(logits);
