@@ -8,4 +8,5 @@ BUILD=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release ${EMBER_CMAKE_ARGS:-}
 cmake --build "$BUILD" -j "$(nproc)"
 cd "$BUILD"
+[ -x tests/ember_cuda_tests ] && tests/ember_cuda_tests --probe
 ctest --output-on-failure -j "$(nproc)" --timeout 900
