@@ -6,15 +6,18 @@
 // Adam(beta1 0, beta2 0.9) with TTUR, as the example's defaults. The real batch is uniform noise in
 // [-1, 1] made once on the device: data loading is not timed (the loader runs in its own threads in
 // the example). Fresh z is drawn on the device each step, as the trainer does.
-// Timing: `--warmup` steps (cuDNN algorithm choice, allocator cache filling), then each of
-// `--steps` steps timed with std::chrono between device synchronisations; median and min ms/step,
-// images/s = B real images / median step time. On CUDA also: the allocator's peak bytes in use
-// during the timed steps and its cudaMalloc calls during them (a warm step must make none).
+// Timing: `--warmup` steps (cuDNN heuristic plans cached per shape, allocator cache filled),
+// then `--steps` steps (fewer: see --max-seconds), each timed with std::chrono between device
+// synchronisations; median and min ms/step, images/s = B real images / median step time. On CUDA
+// also: the allocator's peak bytes in use during the timed steps and its cudaMalloc calls during
+// them (a warm step must make none).
 // TF32: ember's default (context().allow_tf32: convolutions and GEMMs); PyTorch's default is TF32
 // for convolutions only (benchmarks/torch_train_step.py prints the same table).
 // Without a GPU it says the CUDA part is skipped and times a small CPU configuration.
 //   usage: bench_train_step [--res 128,64] [--models sagan,sagan_resnet] [--batch 64] [--width 1]
-//                           [--steps 10] [--warmup 3] [--cpu]
+//                           [--steps 10] [--warmup 3] [--max-seconds 8] [--cpu]
+// --max-seconds: the timed steps of one configuration are cut (to no fewer than 3) when the last
+// warm-up step says they would take longer.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -49,6 +52,7 @@ struct Options {
   float width = 1.0f;
   int steps = 10;
   int warmup = 3;
+  double max_seconds = 8;  // for the timed steps of one configuration
 };
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -144,8 +148,19 @@ void run_config(const std::string& name, int res, const Options& o, Device devic
     opt_G.step();
   };
 
-  for (int i = 0; i < o.warmup; ++i) step();
-  sync(device);
+  // One step's wall time, the device's queue drained at both ends.
+  auto timed_step = [&] {
+    const auto a = std::chrono::steady_clock::now();
+    step();
+    sync(device);
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count();
+  };
+  double last_ms = 0;
+  for (int i = 0; i < o.warmup; ++i) last_ms = timed_step();
+  // Fewer timed steps (at least 3) when the last warm-up step says they would not fit in
+  // --max-seconds, so that a slow machine still finishes within the GPU check's share.
+  int steps = o.steps;
+  if (last_ms > 0) steps = std::max(std::min(steps, 3), std::min(steps, static_cast<int>(1e3 * o.max_seconds / last_ms)));
 #ifdef EMBER_WITH_CUDA
   cuda_rt::AllocatorStats before{};
   if (device == Device::CUDA) {
@@ -154,12 +169,7 @@ void run_config(const std::string& name, int res, const Options& o, Device devic
   }
 #endif
   std::vector<double> ms;
-  for (int i = 0; i < o.steps; ++i) {
-    const auto a = std::chrono::steady_clock::now();
-    step();
-    sync(device);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
-  }
+  for (int i = 0; i < steps; ++i) ms.push_back(timed_step());
   char peak[32] = "-", allocs[32] = "-";
 #ifdef EMBER_WITH_CUDA
   if (device == Device::CUDA) {
@@ -171,7 +181,7 @@ void run_config(const std::string& name, int res, const Options& o, Device devic
   const double med = bench::median(ms), mn = *std::min_element(ms.begin(), ms.end());
   // The losses are read after timing: a finite value shows the step really computed something.
   std::printf("%-13s %5d %6.3g %6d %-5s %6d %11.2f %9.2f %10.1f %9s %7s   D %.3f G %.3f\n", name.c_str(), res,
-              o.width, o.batch, device_name(device), o.steps, med, mn, 1e3 * B / med, peak, allocs, loss_d.item(),
+              o.width, o.batch, device_name(device), steps, med, mn, 1e3 * B / med, peak, allocs, loss_d.item(),
               loss_g.item());
   std::fflush(stdout);
 }
@@ -190,6 +200,7 @@ int run(int argc, char** argv) {
   o.width = static_cast<float>(std::atof(arg_str(argc, argv, "--width", "1")));
   o.steps = bench::arg_int(argc, argv, "--steps", 10);
   o.warmup = bench::arg_int(argc, argv, "--warmup", 3);
+  o.max_seconds = std::atof(arg_str(argc, argv, "--max-seconds", "8"));
   const bool force_cpu = has_flag(argc, argv, "--cpu");
   EMBER_CHECK(o.batch > 0 && o.steps > 0 && o.warmup >= 0 && o.width > 0,
               "bench_train_step: --batch, --steps and --width must be positive, --warmup >= 0; got batch "

@@ -10,13 +10,14 @@ a multiple of 8). One step, as examples/sagan_celeba/trainer.cpp does it (n_dis 
 Adam(betas (0, 0.9)), PyTorch's default implementation; fp32 with PyTorch's default TF32 settings
 (cuDNN convolutions TF32, matmuls full fp32; cudnn.benchmark off, like ember's heuristic choice).
 The real batch is uniform in [-1, 1], made once on the device (no data loading timed).
-Timing: --warmup steps, then each of --steps steps timed with perf_counter between
+Timing: --warmup steps, then each of --steps steps (fewer, at least 3, when the last warm-up step
+says they would take longer than --max-seconds) timed with perf_counter between
 torch.cuda.synchronize() calls; images/s = batch / median step. peak_MB: max_memory_allocated
 during the timed steps; mallocs: cudaMalloc calls (allocator segments) during them.
 Exits 0 with a message when torch or CUDA is missing; --cpu runs a tiny configuration on the CPU
 (to check the script's logic on a machine without a GPU).
   usage: python3 torch_train_step.py [--res 128,64] [--models sagan,sagan_resnet] [--batch 64]
-                                     [--width 1] [--steps 10] [--warmup 3] [--cpu]
+                                     [--width 1] [--steps 10] [--warmup 3] [--max-seconds 8] [--cpu]
 """
 import argparse
 import importlib.util
@@ -77,18 +78,25 @@ def run_config(em, name, res, args, device):
         losses["d"], losses["g"] = loss_d.detach(), loss_g.detach()
 
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    for _ in range(args.warmup):
-        step()
-    sync()
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-        segs_before = torch.cuda.memory_stats().get("segment.all.allocated", 0)
-    times = []
-    for _ in range(args.steps):
+
+    def timed_step():  # ms, the device's queue drained at both ends
         a = time.perf_counter()
         step()
         sync()
-        times.append(1e3 * (time.perf_counter() - a))
+        return 1e3 * (time.perf_counter() - a)
+
+    sync()
+    last_ms = 0.0
+    for _ in range(args.warmup):
+        last_ms = timed_step()
+    # Fewer timed steps (at least 3) when they would not fit in --max-seconds, as bench_train_step.
+    steps = args.steps
+    if last_ms > 0:
+        steps = max(min(steps, 3), min(steps, int(1e3 * args.max_seconds / last_ms)))
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        segs_before = torch.cuda.memory_stats().get("segment.all.allocated", 0)
+    times = [timed_step() for _ in range(steps)]
     peak, mallocs = "-", "-"
     if cuda:
         peak = f"{torch.cuda.max_memory_allocated() / 1048576:.0f}"
@@ -96,7 +104,7 @@ def run_config(em, name, res, args, device):
     s = sorted(times)
     n = len(s)
     med = s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
-    print(f"{name:<13} {res:5d} {args.width:6.3g} {B:6d} {device.type:<5} {args.steps:6d} {med:11.2f} {s[0]:9.2f} "
+    print(f"{name:<13} {res:5d} {args.width:6.3g} {B:6d} {device.type:<5} {steps:6d} {med:11.2f} {s[0]:9.2f} "
           f"{1e3 * B / med:10.1f} {peak:>9} {mallocs:>7}   D {losses['d'].item():.3f} G {losses['g'].item():.3f}",
           flush=True)
     del G, D, opt_G, opt_D
@@ -118,6 +126,8 @@ def main():
     p.add_argument("--width", type=float, default=None, help="default 1 (0.25 with --cpu)")
     p.add_argument("--steps", type=int, default=None, help="default 10 (3 with --cpu)")
     p.add_argument("--warmup", type=int, default=None, help="default 3 (1 with --cpu)")
+    p.add_argument("--max-seconds", type=float, default=8.0,
+                   help="cut the timed steps of one configuration (to no fewer than 3) to fit this")
     p.add_argument("--cpu", action="store_true", help="a tiny configuration on the CPU (checks the logic)")
     args = p.parse_args()
     small = args.cpu
