@@ -15,7 +15,7 @@
 // for convolutions only (benchmarks/torch_train_step.py prints the same table).
 // Without a GPU it says the CUDA part is skipped and times a small CPU configuration.
 //   usage: bench_train_step [--res 128,64] [--models sagan,sagan_resnet] [--batch 64] [--width 1]
-//                           [--steps 10] [--warmup 3] [--max-seconds 8] [--cpu]
+//                           [--steps 10] [--warmup 3] [--max-seconds 4] [--cpu]
 // --max-seconds: the timed steps of one configuration are cut (to no fewer than 3) when the last
 // warm-up step says they would take longer.
 #include <algorithm>
@@ -52,7 +52,7 @@ struct Options {
   float width = 1.0f;
   int steps = 10;
   int warmup = 3;
-  double max_seconds = 8;  // for the timed steps of one configuration
+  double max_seconds = 4;  // for the timed steps of one configuration
 };
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -200,7 +200,7 @@ int run(int argc, char** argv) {
   o.width = static_cast<float>(std::atof(arg_str(argc, argv, "--width", "1")));
   o.steps = bench::arg_int(argc, argv, "--steps", 10);
   o.warmup = bench::arg_int(argc, argv, "--warmup", 3);
-  o.max_seconds = std::atof(arg_str(argc, argv, "--max-seconds", "8"));
+  o.max_seconds = std::atof(arg_str(argc, argv, "--max-seconds", "4"));
   const bool force_cpu = has_flag(argc, argv, "--cpu");
   EMBER_CHECK(o.batch > 0 && o.steps > 0 && o.warmup >= 0 && o.width > 0,
               "bench_train_step: --batch, --steps and --width must be positive, --warmup >= 0; got batch "

@@ -17,7 +17,7 @@ during the timed steps; mallocs: cudaMalloc calls (allocator segments) during th
 Exits 0 with a message when torch or CUDA is missing; --cpu runs a tiny configuration on the CPU
 (to check the script's logic on a machine without a GPU).
   usage: python3 torch_train_step.py [--res 128,64] [--models sagan,sagan_resnet] [--batch 64]
-                                     [--width 1] [--steps 10] [--warmup 3] [--max-seconds 8] [--cpu]
+                                     [--width 1] [--steps 10] [--warmup 3] [--max-seconds 4] [--cpu]
 """
 import argparse
 import importlib.util
@@ -126,7 +126,7 @@ def main():
     p.add_argument("--width", type=float, default=None, help="default 1 (0.25 with --cpu)")
     p.add_argument("--steps", type=int, default=None, help="default 10 (3 with --cpu)")
     p.add_argument("--warmup", type=int, default=None, help="default 3 (1 with --cpu)")
-    p.add_argument("--max-seconds", type=float, default=8.0,
+    p.add_argument("--max-seconds", type=float, default=4.0,
                    help="cut the timed steps of one configuration (to no fewer than 3) to fit this")
     p.add_argument("--cpu", action="store_true", help="a tiny configuration on the CPU (checks the logic)")
     args = p.parse_args()
