@@ -160,7 +160,10 @@ void run_config(const std::string& name, int res, const Options& o, Device devic
   // Fewer timed steps (at least 3) when the last warm-up step says they would not fit in
   // --max-seconds, so that a slow machine still finishes within the GPU check's share.
   int steps = o.steps;
-  if (last_ms > 0) steps = std::max(std::min(steps, 3), std::min(steps, static_cast<int>(1e3 * o.max_seconds / last_ms)));
+  if (last_ms > 0) {
+    const int fit = static_cast<int>(1e3 * o.max_seconds / last_ms);
+    steps = std::max(std::min(steps, 3), std::min(steps, fit));
+  }
 #ifdef EMBER_WITH_CUDA
   cuda_rt::AllocatorStats before{};
   if (device == Device::CUDA) {

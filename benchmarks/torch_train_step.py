@@ -45,7 +45,8 @@ def build(em, name, res, width, device):
         G, D = em.SaganGenerator(resolution=res, width=width), em.SaganDiscriminator(resolution=res, width=width)
     elif name == "sagan_resnet":
         base = max(8, int(64 * width + 0.5) // 8 * 8)
-        G, D = em.SaganResNetGenerator(resolution=res, base=base), em.SaganResNetDiscriminator(resolution=res, base=base)
+        G = em.SaganResNetGenerator(resolution=res, base=base)
+        D = em.SaganResNetDiscriminator(resolution=res, base=base)
     else:
         raise SystemExit(f"torch_train_step: unknown model '{name}' (sagan or sagan_resnet)")
     return G.to(device).train(), D.to(device).train()
