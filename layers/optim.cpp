@@ -55,6 +55,21 @@ struct Batch {
   std::vector<Tensor> p, g, s1, s2;
 };
 Device batch_device(const std::vector<Tensor>& ps) { return ps.empty() ? Device::CPU : ps.front().device(); }
+
+// Gathers the parameters that have a gradient, with their slots of the state lists s1, s2
+// (each empty, or one entry per parameter).
+Batch gather(const StateDict& params, const StateDict& s1, const StateDict& s2) {
+  Batch b;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Tensor& p = params[i].second;
+    if (!p.grad().defined()) continue;
+    b.p.push_back(p);
+    b.g.push_back(p.grad());
+    if (!s1.empty()) b.s1.push_back(s1[i].second);
+    if (!s2.empty()) b.s2.push_back(s2[i].second);
+  }
+  return b;
+}
 }  // namespace
 
 // ---- Adam -----------------------------------------------------------------------------------
@@ -67,15 +82,7 @@ Adam::Adam(const StateDict& named_params, const AdamOptions& opt) : Optimizer(na
 
 void Adam::step() {
   NoGradGuard ng;
-  Batch b;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const Tensor& p = params_[i].second;
-    if (!p.grad().defined()) continue;
-    b.p.push_back(p);
-    b.g.push_back(p.grad());
-    b.s1.push_back(m_[i].second);
-    b.s2.push_back(v_[i].second);
-  }
+  Batch b = gather(params_, m_, v_);
   ++steps_;
   if (b.p.empty()) return;
   EMBER_DISPATCH("adam_update", batch_device(b.p), adam_update, b.p, b.g, b.s1, b.s2, lr, options.beta1,
@@ -97,14 +104,7 @@ SGD::SGD(const StateDict& named_params, const SGDOptions& opt) : Optimizer(named
 
 void SGD::step() {
   NoGradGuard ng;
-  Batch b;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const Tensor& p = params_[i].second;
-    if (!p.grad().defined()) continue;
-    b.p.push_back(p);
-    b.g.push_back(p.grad());
-    if (!bufs_.empty()) b.s1.push_back(bufs_[i].second);
-  }
+  Batch b = gather(params_, bufs_, {});
   ++steps_;
   if (b.p.empty()) return;
   EMBER_DISPATCH("sgd_update", batch_device(b.p), sgd_update, b.p, b.g, b.s1, lr, options.momentum,

@@ -68,56 +68,56 @@ Tensor bias_add(const Tensor& x, const Tensor& bias) {
 
 // ---- activations --------------------------------------------------------------------------------
 
-Tensor relu(const Tensor& x) {
-  detail::check_defined("relu", x, "input");
+namespace {
+// Every activation has this shape: y = f(x), and a backward kernel that reads one saved tensor:
+// x for relu-like maps, y for tanh-like ones (cheaper than recomputing f). fwd and bwd wrap the
+// dispatch; the saved tensor is detached (a node never holds its own output).
+template <class Fwd, class Bwd>
+Tensor activation(const char* name, const Tensor& x, bool save_output, Fwd fwd, Bwd bwd) {
+  detail::check_defined(name, x, "input");
   Tensor y = empty_like(x);
-  EMBER_DISPATCH("relu", x.device(), relu_forward, x, y);
-  Tensor sx = x.detach();
-  record("relu", y, {x}, [sx](const Tensor& g) {
-    Tensor dx = empty_like(sx);
-    EMBER_DISPATCH("relu backward", sx.device(), relu_backward, sx, g, dx);
+  fwd(x, y);
+  Tensor saved = save_output ? y.detach() : x.detach();
+  record(name, y, {x}, [saved, bwd](const Tensor& g) {
+    Tensor dx = empty_like(saved);
+    bwd(saved, g, dx);
     return std::vector<Tensor>{dx};
   });
   return y;
+}
+}  // namespace
+
+Tensor relu(const Tensor& x) {
+  return activation(
+      "relu", x, false, [](const Tensor& in, Tensor& y) { EMBER_DISPATCH("relu", in.device(), relu_forward, in, y); },
+      [](const Tensor& sx, const Tensor& g, Tensor& dx) {
+        EMBER_DISPATCH("relu backward", sx.device(), relu_backward, sx, g, dx);
+      });
 }
 
 Tensor leaky_relu(const Tensor& x, float slope) {
-  detail::check_defined("leaky_relu", x, "input");
-  Tensor y = empty_like(x);
-  EMBER_DISPATCH("leaky_relu", x.device(), leaky_relu_forward, x, slope, y);
-  Tensor sx = x.detach();
-  record("leaky_relu", y, {x}, [sx, slope](const Tensor& g) {
-    Tensor dx = empty_like(sx);
-    EMBER_DISPATCH("leaky_relu backward", sx.device(), leaky_relu_backward, sx, slope, g, dx);
-    return std::vector<Tensor>{dx};
-  });
-  return y;
+  return activation(
+      "leaky_relu", x, false,
+      [slope](const Tensor& in, Tensor& y) { EMBER_DISPATCH("leaky_relu", in.device(), leaky_relu_forward, in, slope, y); },
+      [slope](const Tensor& sx, const Tensor& g, Tensor& dx) {
+        EMBER_DISPATCH("leaky_relu backward", sx.device(), leaky_relu_backward, sx, slope, g, dx);
+      });
 }
 
 Tensor tanh(const Tensor& x) {
-  detail::check_defined("tanh", x, "input");
-  Tensor y = empty_like(x);
-  EMBER_DISPATCH("tanh", x.device(), tanh_forward, x, y);
-  Tensor sy = y.detach();  // backward needs the output; detach avoids a cycle
-  record("tanh", y, {x}, [sy](const Tensor& g) {
-    Tensor dx = empty_like(sy);
-    EMBER_DISPATCH("tanh backward", sy.device(), tanh_backward, sy, g, dx);
-    return std::vector<Tensor>{dx};
-  });
-  return y;
+  return activation(
+      "tanh", x, true, [](const Tensor& in, Tensor& y) { EMBER_DISPATCH("tanh", in.device(), tanh_forward, in, y); },
+      [](const Tensor& sy, const Tensor& g, Tensor& dx) {
+        EMBER_DISPATCH("tanh backward", sy.device(), tanh_backward, sy, g, dx);
+      });
 }
 
 Tensor sigmoid(const Tensor& x) {
-  detail::check_defined("sigmoid", x, "input");
-  Tensor y = empty_like(x);
-  EMBER_DISPATCH("sigmoid", x.device(), sigmoid_forward, x, y);
-  Tensor sy = y.detach();
-  record("sigmoid", y, {x}, [sy](const Tensor& g) {
-    Tensor dx = empty_like(sy);
-    EMBER_DISPATCH("sigmoid backward", sy.device(), sigmoid_backward, sy, g, dx);
-    return std::vector<Tensor>{dx};
-  });
-  return y;
+  return activation(
+      "sigmoid", x, true, [](const Tensor& in, Tensor& y) { EMBER_DISPATCH("sigmoid", in.device(), sigmoid_forward, in, y); },
+      [](const Tensor& sy, const Tensor& g, Tensor& dx) {
+        EMBER_DISPATCH("sigmoid backward", sy.device(), sigmoid_backward, sy, g, dx);
+      });
 }
 
 Tensor gamma_residual(const Tensor& gamma, const Tensor& o, const Tensor& x) {

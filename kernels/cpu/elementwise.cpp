@@ -1,6 +1,7 @@
 // CPU reference for the elementwise family: maps over contiguous float arrays.
 #include <cmath>
 
+#include "kernels/channel_layout.h"
 #include "kernels/kernels.h"
 
 namespace ember::cpu {
@@ -11,12 +12,6 @@ template <class F>
 void for_each(int64_t n, F f) {
 #pragma omp parallel for if (n > 32768)
   for (int64_t i = 0; i < n; ++i) f(i);
-}
-// Channel count and the size of one channel's block, for x [N, C, *].
-void channel_layout(const Tensor& x, int64_t& N, int64_t& C, int64_t& inner) {
-  N = x.size(0);
-  C = x.size(1);
-  inner = x.numel() / (N * C == 0 ? 1 : N * C);
 }
 }  // namespace
 
@@ -55,16 +50,16 @@ void scale_shift(const Tensor& x, float alpha, float beta, Tensor& y) {
 }
 
 void bias_add(const Tensor& x, const Tensor& b, Tensor& y) {
-  int64_t N, C, inner;
-  channel_layout(x, N, C, inner);
+  const ChannelLayout l = channel_layout(x);
+  const int64_t C = l.C, inner = l.inner;
   const float *px = x.data(), *pb = b.data();
   float* py = y.data();
   for_each(y.numel(), [=](int64_t i) { py[i] = px[i] + pb[(i / inner) % C]; });
 }
 
 void bias_grad(const Tensor& dy, Tensor& db) {
-  int64_t N, C, inner;
-  channel_layout(dy, N, C, inner);
+  const ChannelLayout l = channel_layout(dy);
+  const int64_t N = l.N, C = l.C, inner = l.inner;
   const float* pdy = dy.data();
   float* pdb = db.data();
 #pragma omp parallel for if (C > 8)

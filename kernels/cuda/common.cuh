@@ -9,6 +9,7 @@
 
 #include "core/cuda/check.cuh"
 #include "core/cuda/cuda_context.cuh"
+#include "kernels/channel_layout.h"
 #include "kernels/kernels.h"
 
 namespace ember::cuda {
@@ -30,15 +31,6 @@ inline int pow2_at_least(int64_t v, int cap) {
   return p;
 }
 
-// For x [N, C, *]: N, C and the size of one (n, c) plane (1 when x is [N, C]).
-struct ChannelLayout {
-  int64_t N, C, inner;
-};
-inline ChannelLayout channel_layout(const Tensor& x) {
-  ChannelLayout l{x.size(0), x.size(1), 1};
-  if (l.N * l.C > 0) l.inner = x.numel() / (l.N * l.C);
-  return l;
-}
 
 }  // namespace ember::cuda
 
