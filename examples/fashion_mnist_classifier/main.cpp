@@ -76,7 +76,7 @@ double evaluate(SmallCnn& model, const data::MnistSplit& split, const data::Mnis
 
 int main(int argc, char** argv) {
   CLI::App app{"Train a small CNN on Fashion-MNIST with ember and report test accuracy per epoch"};
-  std::string data_dir = "/usr/share/datasets/fashion-mnist", device_arg = "auto";
+  std::string data_dir = data::kFashionMnistDir, device_arg = "auto";
   int epochs = 3, batch = 64, threads = 2;
   int64_t train_limit = 0;
   float lr = 1e-3f;

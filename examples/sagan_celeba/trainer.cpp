@@ -37,12 +37,10 @@ namespace {
 std::atomic<int> g_stop_signal{0};  // set by the signal handler only
 extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 
-const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
-
 // Opens the training data, validating it before anything is written.
 std::shared_ptr<data::Dataset> open_dataset(TrainConfig& cfg) {
   if (cfg.data.empty()) {
-    auto split = std::make_shared<data::MnistSplit>(data::load_fashion_mnist(kFashionMnistDir, true));
+    auto split = std::make_shared<data::MnistSplit>(data::load_fashion_mnist(data::kFashionMnistDir, true));
     data::MnistFormat fmt;
     fmt.size = 32;  // padded 28 -> 32
     fmt.scale = data::PixelScale::MinusOneOne;
