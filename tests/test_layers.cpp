@@ -289,7 +289,7 @@ TEST_CASE("layers: spectral norm names, u/v initialisation and one power iterati
   CHECK(test::rel_err(y_train, ref) < 1e-6);
 }
 
-TEST_CASE("layers: spectral norm converges to the top singular value; W / sigma has norm 1",
+TEST_CASE("layers: spectral norm converges to the top singular value, W / sigma has norm 1",
           "[layers][spectral_norm]") {
   Generator gen(8);
   std::vector<std::shared_ptr<WeightLayer>> layers = {

@@ -143,7 +143,7 @@ TEST_CASE("models: default sizes and state_dict names match the PyTorch mirror",
   CHECK_FALSE(has_name(RD.state_dict(), "blocks.5.shortcut.weight_orig"));  // identity shortcut
 }
 
-TEST_CASE("models: configurations round-trip through JSON; bad ones are rejected by name", "[models][errors]") {
+TEST_CASE("models: configurations round-trip through JSON, bad ones are rejected by name", "[models][errors]") {
   models::SaganConfig c = small_sagan(64, AttentionVariant::Official);
   c.image_channels = 1;
   models::SaganConfig r = models::SaganConfig::from_json(c.to_json());

@@ -2,7 +2,6 @@
 // SGD and cross-entropy to tell horizontal from vertical bars in noisy 8x8 images. Exercises
 // the ops, autograd through a whole network and the gradient accumulation rule together.
 #include <catch2/catch.hpp>
-#include <chrono>
 
 #include "tests/harness.h"
 
@@ -66,7 +65,6 @@ void sgd_step(Net& net, float lr) {
 }  // namespace
 
 TEST_CASE("train_toy: a small CNN learns horizontal vs vertical bars", "[train_toy][slow]") {
-  const auto t0 = std::chrono::steady_clock::now();
   Generator gen(2024);
   Tensor x, y;
   make_bars(64, gen, x, y);
@@ -96,7 +94,4 @@ TEST_CASE("train_toy: a small CNN learns horizontal vs vertical bars", "[train_t
   int correct = 0;
   for (size_t i = 0; i < labels.size(); ++i) correct += (z[2 * i + 1] > z[2 * i]) == (labels[i] == 1.f);
   CHECK(correct >= 115);  // >= 90%
-
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  CHECK(seconds < 10.0);
 }

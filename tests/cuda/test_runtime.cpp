@@ -150,6 +150,7 @@ TEST_CASE("runtime: an op on tensors of two devices names both", "[cuda][runtime
                                         Catch::Contains("cpu") && Catch::Contains("cuda"));
   CHECK_THROWS_WITH(ops::matmul(a.reshape({1, 3}), b.reshape({3, 1})),
                     Catch::Contains("cpu") && Catch::Contains("cuda"));
+  CHECK_THROWS_WITH(ops::concat({a.reshape({3, 1}), b.reshape({3, 1})}), Catch::Contains("input 1 is on cuda"));
 }
 
 TEST_CASE("runtime: sync-debug mode synchronises after every op", "[cuda][runtime]") {
