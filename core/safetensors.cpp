@@ -21,10 +21,16 @@
 namespace ember {
 namespace {
 
-using Json = nlohmann::ordered_json;  // keeps header keys in file order (the writer's order)
+// std::map-based: nlohmann::ordered_json finds keys by linear search, so a header with many keys
+// took quadratic time (80k keys: 13 s). The reader records the file order itself, the writer
+// writes its text in tensor order.
+using Json = nlohmann::json;
 
 // The Python package's limit: a larger header is treated as corrupt rather than parsed.
 constexpr uint64_t kMaxHeaderBytes = 100000000;
+// A valid header nests 3 deep (header object > entry object > shape array). Deeper nesting is
+// refused while parsing: printing a deeply nested value in an error message would recurse.
+constexpr int kMaxHeaderDepth = 8;
 
 struct DtypeInfo {
   const char* name;
@@ -123,12 +129,21 @@ class TmpFile {
 
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata) {
-  // The header first: every check happens before a byte touches the disk.
-  Json header = Json::object();
+  // The header first: every check happens before a byte touches the disk. Its text is put
+  // together entry by entry, in tensor order (linear time whatever the number of tensors).
+  std::string text = "{";
+  auto append = [&](const std::string& key, const auto& value) {
+    try {
+      text += (text.size() > 1 ? "," : "") + Json(key).dump() + ":" + value.dump();
+    } catch (const nlohmann::json::exception& e) {  // invalid UTF-8 in a name or a metadata string
+      EMBER_FAIL("save_safetensors: '" << path << "': a tensor name or metadata string is not valid UTF-8 ("
+                                       << e.what() << ")");
+    }
+  };
   if (!metadata.empty()) {
     Json meta = Json::object();
     for (const auto& kv : metadata) meta[kv.first] = kv.second;
-    header["__metadata__"] = std::move(meta);
+    append("__metadata__", meta);
   }
   std::set<std::string> seen;
   uint64_t offset = 0;
@@ -141,16 +156,12 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     EMBER_CHECK(seen.insert(name).second, "save_safetensors: '" << path << "': duplicate tensor name '" << name << "'");
     EMBER_CHECK(t.defined(), "save_safetensors: '" << path << "': tensor '" << name << "' is undefined");
     const uint64_t bytes = static_cast<uint64_t>(t.numel()) * 4;
-    header[name] = Json{{"dtype", "F32"}, {"shape", t.shape().vec()}, {"data_offsets", {offset, offset + bytes}}};
+    // Fields in the order the Python package writes them (a small ordered_json: 3 keys).
+    append(name, nlohmann::ordered_json{
+                     {"dtype", "F32"}, {"shape", t.shape().vec()}, {"data_offsets", {offset, offset + bytes}}});
     offset += bytes;
   }
-  std::string text;
-  try {
-    text = header.dump();
-  } catch (const nlohmann::json::exception& e) {  // invalid UTF-8 in a name or a metadata string
-    EMBER_FAIL("save_safetensors: '" << path << "': a tensor name or metadata string is not valid UTF-8 ("
-                                     << e.what() << ")");
-  }
+  text += "}";
   // Space padding so the data buffer starts 8-byte aligned, as the Python package writes it.
   text.append((8 - text.size() % 8) % 8, ' ');
 
@@ -201,11 +212,14 @@ std::vector<unsigned char> read_file(const std::string& path) {
 }
 
 // Parses the header, rejecting duplicate keys at any depth (a plain parse keeps only one of them,
-// which would let two entries for one name disagree silently).
-Json parse_header(const std::string& path, const char* first, const char* last) {
+// which would let two entries for one name disagree silently) and nesting deeper than
+// kMaxHeaderDepth. `top_keys` receives the header's own keys in file order.
+Json parse_header(const std::string& path, const char* first, const char* last, std::vector<std::string>* top_keys) {
   std::vector<std::set<std::string>> keys;  // one set per open object
   std::string duplicate;
-  auto cb = [&](int, Json::parse_event_t ev, Json& parsed) {
+  auto cb = [&](int depth, Json::parse_event_t ev, Json& parsed) {
+    if (ev == Json::parse_event_t::object_start || ev == Json::parse_event_t::array_start)
+      LOAD_CHECK(depth < kMaxHeaderDepth, "header nests deeper than " << kMaxHeaderDepth << " levels");
     if (ev == Json::parse_event_t::object_start) {
       keys.emplace_back();
     } else if (ev == Json::parse_event_t::object_end) {
@@ -213,6 +227,7 @@ Json parse_header(const std::string& path, const char* first, const char* last) 
     } else if (ev == Json::parse_event_t::key && !keys.empty() && parsed.is_string()) {
       const std::string& k = parsed.get_ref<const std::string&>();
       if (!keys.back().insert(k).second && duplicate.empty()) duplicate = k;
+      if (depth == 1) top_keys->push_back(k);
     }
     return true;
   };
@@ -301,8 +316,10 @@ SafetensorsFile::Entry parse_entry(const std::string& path, const std::string& n
 
 }  // namespace
 
-SafetensorsFile load_safetensors(const std::string& path) {
-  auto bytes = std::make_shared<std::vector<unsigned char>>(read_file(path));
+SafetensorsFile load_safetensors(const std::string& path) { return load_safetensors_bytes(read_file(path), path); }
+
+SafetensorsFile load_safetensors_bytes(std::vector<unsigned char> file, const std::string& path) {
+  auto bytes = std::make_shared<std::vector<unsigned char>>(std::move(file));
   const uint64_t file_size = bytes->size();
   LOAD_CHECK(file_size >= 8, "file is " << file_size << " bytes, shorter than the 8-byte header length");
   const uint64_t n = load_le(bytes->data(), 8);
@@ -311,7 +328,8 @@ SafetensorsFile load_safetensors(const std::string& path) {
              "header length " << n << " exceeds the " << file_size - 8 << " bytes after the length prefix");
   const uint64_t data_size = file_size - 8 - n;
   const char* text = reinterpret_cast<const char*>(bytes->data() + 8);
-  const Json header = parse_header(path, text, text + n);
+  std::vector<std::string> keys;  // the header's keys in file order
+  const Json header = parse_header(path, text, text + n, &keys);
 
   SafetensorsFile f;
   f.path = path;
@@ -319,12 +337,13 @@ SafetensorsFile load_safetensors(const std::string& path) {
   f.data_start_ = 8 + n;
   try {
     std::vector<std::string> order;  // header order, the tie-break for equal offsets
-    for (const auto& item : header.items()) {
-      if (item.key() == "__metadata__") {
-        f.metadata = parse_metadata(path, item.value());
+    for (const std::string& key : keys) {
+      const Json& value = header.at(key);
+      if (key == "__metadata__") {
+        f.metadata = parse_metadata(path, value);
       } else {
-        f.entries_[item.key()] = parse_entry(path, item.key(), item.value(), data_size);
-        order.push_back(item.key());
+        f.entries_[key] = parse_entry(path, key, value, data_size);
+        order.push_back(key);
       }
     }
     // The tensors must tile the data buffer exactly: no overlap, no hole, nothing after the last.

@@ -39,6 +39,9 @@ namespace ember {
 
 struct SafetensorsFile;
 SafetensorsFile load_safetensors(const std::string& path);
+// The same validation of a file's bytes already in memory (the fuzz target's entry); `path`
+// only names the file in messages.
+SafetensorsFile load_safetensors_bytes(std::vector<unsigned char> bytes, const std::string& path);
 
 // Writes `tensors` (CPU or CUDA, copied to the host) and `metadata` to `path`.
 // Requires: names unique, non-empty and not "__metadata__"; every tensor defined.
@@ -73,7 +76,7 @@ struct SafetensorsFile {
   };
  private:
   // Filled by load_safetensors.
-  friend SafetensorsFile load_safetensors(const std::string& path);
+  friend SafetensorsFile load_safetensors_bytes(std::vector<unsigned char> bytes, const std::string& path);
   const Entry& entry(const std::string& name) const;
   std::map<std::string, Entry> entries_;
   std::shared_ptr<const std::vector<unsigned char>> bytes_;  // the whole file

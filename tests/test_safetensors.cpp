@@ -457,3 +457,42 @@ TEST_CASE("safetensors: fuzzed files load or throw ember::Error, never crash", "
   CHECK(loaded > 80);  // the loop exercised both outcomes
   CHECK(rejected > 200);
 }
+
+TEST_CASE("safetensors: a 1 MB header of 100k keys parses (linear time), file order is kept",
+          "[safetensors][io][validation]") {
+  // Parsed with ordered_json this took minutes (quadratic key lookup); the timing before and
+  // after is in the closing note of issue 9, the test checks the outcome.
+  TempDir tmp;
+  const std::string path = tmp / "many.safetensors";
+  std::string header = R"({"__metadata__":{)";
+  for (int i = 0; i < 100000; ++i) header += (i ? ",\"" : "\"") + std::to_string(i) + "\":\"\"";
+  header += "},";
+  // Empty tensors share offset 0: their order in `names` is the file's, not the alphabet's.
+  const std::vector<std::string> empties = {"zz", "b", "y", "a"};
+  for (size_t i = 0; i < empties.size(); ++i)
+    header += (i ? ",\"" : "\"") + empties[i] + R"(":{"dtype":"U8","shape":[0],"data_offsets":[0,0]})";
+  header += "}";
+  REQUIRE(header.size() > 1000000);
+  REQUIRE(header.size() < 1100000);
+  write_bytes(path, make_file(header, ""));
+  const SafetensorsFile f = load_safetensors(path);
+  CHECK(f.metadata.size() == 100000);
+  CHECK(f.metadata.at("99999").empty());
+  CHECK(f.names == empties);
+}
+
+TEST_CASE("safetensors: deeply nested headers are refused before anything recurses", "[safetensors][io][validation]") {
+  TempDir tmp;
+  const std::string path = tmp / "deep.safetensors";
+  for (const char* open_close : {"[]", "{}"}) {
+    std::string deep;
+    for (int i = 0; i < 100000; ++i) deep += open_close[0] == '[' ? "[" : "{\"k\":";
+    deep += "0";
+    for (int i = 0; i < 100000; ++i) deep += open_close[1];
+    write_bytes(path, make_file(R"({"w":{"dtype":"F32","shape":)" + deep + R"(,"data_offsets":[0,4]}})", le(0, 4)));
+    require_error([&] { load_safetensors(path); }, {path, "nests deeper than"});
+  }
+  // Three levels, as every valid header has, are fine.
+  write_bytes(path, make_file(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", le(0, 4)));
+  CHECK(load_safetensors(path).shape_of("w") == Shape{1});
+}
