@@ -225,6 +225,17 @@ TEST_CASE("data: corrupt or truncated IDX files are rejected with the file named
     write_gz(p, more);
     REQUIRE_THROWS_WITH(read_idx_images(p), Contains(p) && Contains("trailing"));
   }
+  SECTION("sizes whose product wraps 64 bits") {
+    // 16 x 2^30 x 2^30 = 2^64 wraps to 0 in unchecked arithmetic: a bare 16-byte header
+    // then "matched" its size and 16 empty 2^30 x 2^30 images were handed out.
+    std::string p = dir / "wrap.gz";
+    write_gz(p, idx_header(0x803, {16, 1u << 30, 1u << 30}));
+    REQUIRE_THROWS_WITH(read_idx_images(p), Contains(p) && Contains("16 x 1073741824 x 1073741824") &&
+                                                Contains("more than 2^64 bytes"));
+    // 2^32-1 cubed wraps to a different small value; the sum with the header size can wrap too.
+    write_gz(p, idx_header(0x803, {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu}));
+    REQUIRE_THROWS_WITH(read_idx_images(p), Contains("more than 2^64 bytes"));
+  }
   SECTION("missing file") {
     std::string p = dir / "nope.gz";
     REQUIRE_THROWS_WITH(read_idx_images(p), Contains(p));

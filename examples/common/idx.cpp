@@ -44,6 +44,13 @@ uint32_t be32(const uint8_t* p) {
   return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
 }
 
+// "a x b x c" from the header's sizes, for messages.
+std::string dims_text(const std::vector<uint8_t>& bytes, int ndims) {
+  std::string t;
+  for (int d = 0; d < ndims; ++d) t += (d ? " x " : "") + std::to_string(be32(bytes.data() + 4 + 4 * d));
+  return t;
+}
+
 // Validates the header of an unsigned-byte IDX file with `ndims` dimensions and the total size;
 // returns the dimensions.
 std::vector<int64_t> check_idx(const std::vector<uint8_t>& bytes, int ndims, const std::string& path) {
@@ -55,12 +62,15 @@ std::vector<int64_t> check_idx(const std::vector<uint8_t>& bytes, int ndims, con
   EMBER_CHECK(bytes.size() >= 4 + 4 * size_t(ndims),
               "IDX '" << path << "': truncated header (" << bytes.size() << " bytes)");
   std::vector<int64_t> dims(ndims);
+  // Every product is checked: four 32-bit sizes can wrap 64 bits and pass the size check below.
+  uint64_t expected = 4 + 4 * uint64_t(ndims);
   uint64_t payload = 1;
   for (int d = 0; d < ndims; ++d) {
     dims[d] = be32(bytes.data() + 4 + 4 * d);
-    payload *= uint64_t(dims[d]);
+    EMBER_CHECK(!__builtin_mul_overflow(payload, uint64_t(dims[d]), &payload) &&
+                    !__builtin_add_overflow(payload, 4 + 4 * uint64_t(ndims), &expected),
+                "IDX '" << path << "': header sizes " << dims_text(bytes, ndims) << " describe more than 2^64 bytes");
   }
-  uint64_t expected = 4 + 4 * uint64_t(ndims) + payload;
   EMBER_CHECK(bytes.size() >= expected, "IDX '" << path << "': truncated, header promises " << expected
                                                 << " bytes, file has " << bytes.size());
   EMBER_CHECK(bytes.size() == expected, "IDX '" << path << "': " << bytes.size() - expected
@@ -70,8 +80,11 @@ std::vector<int64_t> check_idx(const std::vector<uint8_t>& bytes, int ndims, con
 
 }  // namespace
 
-IdxImages read_idx_images(const std::string& path) {
-  std::vector<uint8_t> bytes = read_gz_file(path);
+IdxImages read_idx_images(const std::string& path) { return parse_idx_images(read_gz_file(path), path); }
+
+std::vector<int32_t> read_idx_labels(const std::string& path) { return parse_idx_labels(read_gz_file(path), path); }
+
+IdxImages parse_idx_images(const std::vector<uint8_t>& bytes, const std::string& path) {
   std::vector<int64_t> dims = check_idx(bytes, 3, path);
   IdxImages im;
   im.n = dims[0];
@@ -82,8 +95,7 @@ IdxImages read_idx_images(const std::string& path) {
   return im;
 }
 
-std::vector<int32_t> read_idx_labels(const std::string& path) {
-  std::vector<uint8_t> bytes = read_gz_file(path);
+std::vector<int32_t> parse_idx_labels(const std::vector<uint8_t>& bytes, const std::string& path) {
   check_idx(bytes, 1, path);
   return std::vector<int32_t>(bytes.begin() + 8, bytes.end());
 }

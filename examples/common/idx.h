@@ -33,6 +33,10 @@ struct IdxImages {
 IdxImages read_idx_images(const std::string& path);
 // Require: `path` is an IDX1 unsigned-byte file. Same errors as read_idx_images.
 std::vector<int32_t> read_idx_labels(const std::string& path);
+// The same checks on a file's bytes already decompressed (the fuzz target's entry); `path` only
+// names the file in messages.
+IdxImages parse_idx_images(const std::vector<uint8_t>& bytes, const std::string& path);
+std::vector<int32_t> parse_idx_labels(const std::vector<uint8_t>& bytes, const std::string& path);
 
 // One split: images [n, 28, 28] uint8 and labels in 0..9.
 struct MnistSplit {
