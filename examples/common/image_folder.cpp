@@ -3,8 +3,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
+#include <limits>
 #include <memory>
 
 #include "core/error.h"
@@ -70,16 +75,50 @@ void crop_resize_to_chw(const uint8_t* pixels, int w, int h, const ImageFolderOp
       }
 }
 
+bool decode_image(const uint8_t* data, size_t size, int channels, DecodedImage* out, std::string* why) {
+  auto fail = [&](const std::string& reason) {
+    if (why) *why = reason;
+    return false;
+  };
+  if (size > size_t(std::numeric_limits<int>::max())) return fail("file larger than 2 GB");
+  const int len = int(size);
+  // stb_image keeps its reason per thread (STBI_THREAD_LOCAL), so this is safe in workers.
+  auto stb_reason = [] { return std::string(stbi_failure_reason() ? stbi_failure_reason() : "unknown error"); };
+  int w = 0, h = 0, n = 0;
+  if (!stbi_info_from_memory(data, len, &w, &h, &n)) return fail(stb_reason());
+  if (w <= 0 || h <= 0 || int64_t(w) * h > kMaxImagePixels)
+    return fail("header claims " + std::to_string(w) + " x " + std::to_string(h) + " pixels, more than the limit of " +
+                std::to_string(kMaxImagePixels));
+  DecodedImage im;
+  im.pixels = {stbi_load_from_memory(data, len, &im.w, &im.h, &n, channels), stbi_image_free};
+  if (!im.pixels) return fail(stb_reason());
+  // The header was read twice: the decode must describe the image that was checked.
+  if (im.w != w || im.h != h) return fail("decoded size differs from the header's");
+  im.channels = channels;
+  *out = std::move(im);
+  return true;
+}
+
 bool load_image_file(const std::string& path, const ImageFolderOptions& opt, bool flip, float* out,
                      std::string* why) {
-  int w = 0, h = 0, n = 0;
-  std::unique_ptr<uint8_t, void (*)(void*)> px(stbi_load(path.c_str(), &w, &h, &n, opt.channels), stbi_image_free);
-  if (!px) {
-    // stb_image keeps the reason per thread (STBI_THREAD_LOCAL), so this is safe in workers.
-    if (why) *why = stbi_failure_reason() ? stbi_failure_reason() : "unknown error";
+  auto fail = [&](const std::string& reason) {
+    if (why) *why = reason;
     return false;
-  }
-  crop_resize_to_chw(px.get(), w, h, opt, flip, out);
+  };
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(path, ec);
+  if (ec) return fail("cannot read: " + ec.message());
+  // Read whole into memory (to check the header before decoding): bound what that may take.
+  if (size > kMaxImageFileBytes)
+    return fail("file of " + std::to_string(size) + " bytes, more than the limit of " +
+                std::to_string(kMaxImageFileBytes));
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return fail(std::string("cannot open: ") + std::strerror(errno));
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (f.bad()) return fail("read error");
+  DecodedImage im;
+  if (!decode_image(bytes.data(), bytes.size(), opt.channels, &im, why)) return false;
+  crop_resize_to_chw(im.pixels.get(), im.w, im.h, opt, flip, out);
   return true;
 }
 

@@ -11,6 +11,7 @@
 // replacement is the same whatever the thread timing.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -36,8 +37,25 @@ std::vector<std::string> scan_image_files(const std::string& root);
 // opt.channels x opt.size x opt.size floats (CHW) in [-1, 1] to `out`.
 void crop_resize_to_chw(const uint8_t* pixels, int w, int h, const ImageFolderOptions& opt, bool flip, float* out);
 
-// Decodes `path` and runs crop_resize_to_chw. Returns false (and the reason in *why) if the
-// file cannot be decoded.
+// The largest image decoded, in pixels. A header claiming more is refused before decoding:
+// a PNG of 69 bytes claiming 16000 x 16000 pixels would otherwise allocate 768 MB.
+constexpr int64_t kMaxImagePixels = int64_t(1) << 25;  // 33.5 M, e.g. 5792 x 5792
+// The largest image file read (the file is read whole before its header is checked).
+constexpr uintmax_t kMaxImageFileBytes = uintmax_t(1) << 28;  // 256 MB
+
+// A decoded image: h x w x channels bytes (HWC), freed by stb_image.
+struct DecodedImage {
+  int w = 0, h = 0, channels = 0;
+  std::unique_ptr<uint8_t, void (*)(void*)> pixels{nullptr, nullptr};
+};
+
+// Decodes an in-memory JPEG or PNG (any channel count or bit depth) to `channels` (1 or 3)
+// 8-bit channels. Returns false (and the reason in *why) if stb_image cannot decode it or its
+// header claims more than kMaxImagePixels pixels.
+bool decode_image(const uint8_t* data, size_t size, int channels, DecodedImage* out, std::string* why = nullptr);
+
+// Reads and decodes `path` and runs crop_resize_to_chw. Returns false (and the reason in *why)
+// if the file cannot be read or decoded.
 bool load_image_file(const std::string& path, const ImageFolderOptions& opt, bool flip, float* out,
                      std::string* why = nullptr);
 
