@@ -7,6 +7,11 @@ bash scripts/setup.sh
 BUILD=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release ${EMBER_CMAKE_ARGS:-}
 cmake --build "$BUILD" -j "$(nproc)"
-cd "$BUILD"
-[ -x tests/ember_cuda_tests ] && tests/ember_cuda_tests --probe
-ctest --output-on-failure -j "$(nproc)" --timeout 900
+(
+  cd "$BUILD"
+  if [ -x tests/ember_cuda_tests ]; then tests/ember_cuda_tests --probe; fi
+  ctest --output-on-failure -j "$(nproc)" --timeout 900
+)
+# ASan + UBSan on a subset of the CPU tests, the fuzz corpus replays and the emulated CUDA suite
+# (`bash scripts/sanitize.sh --full` runs every CPU test that way).
+bash scripts/sanitize.sh

@@ -82,8 +82,12 @@ bool decode_image(const uint8_t* data, size_t size, int channels, DecodedImage* 
   };
   if (size > size_t(std::numeric_limits<int>::max())) return fail("file larger than 2 GB");
   const int len = int(size);
-  // stb_image keeps its reason per thread (STBI_THREAD_LOCAL), so this is safe in workers.
-  auto stb_reason = [] { return std::string(stbi_failure_reason() ? stbi_failure_reason() : "unknown error"); };
+  // stb_image keeps its reason per thread (STBI_THREAD_LOCAL), so this is safe in workers. Some
+  // failures leave it null or empty (found by tests/fuzz/image.cpp): a warning must still say why.
+  auto stb_reason = [] {
+    const char* r = stbi_failure_reason();
+    return std::string(r && *r ? r : "stb_image cannot decode it (no reason given)");
+  };
   int w = 0, h = 0, n = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &n)) return fail(stb_reason());
   if (w <= 0 || h <= 0 || int64_t(w) * h > kMaxImagePixels)
