@@ -98,7 +98,7 @@ void launch_forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o
   const size_t smem = fwd_smem(s);
   auto kernel = attn_fwd<SP, BP>;
   allow_smem(kernel, smem);
-  dim3 grid(blocks(s.N, kMaxWarps * kWarpRows), blocks(s.dv, kDvChunk), static_cast<unsigned>(q.size(0)));
+  dim3 grid(blocks(s.N, kMaxWarps * kWarpRows), blocks(s.dv, kDvChunk, 65535), static_cast<unsigned>(q.size(0)));
   kernel<<<grid, kMaxWarps * 32, smem, cuda_rt::stream()>>>(q.data(), k.data(), v.data(), o.data(), lse.data(), s);
   EMBER_CUDA_LAUNCH_CHECK();
 }
@@ -110,14 +110,14 @@ void launch_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Te
   const int B = static_cast<int>(q.size(0));
   cudaStream_t st = cuda_rt::stream();
   Tensor D = Tensor::empty(Shape{q.size(0), q.size(2)}, Device::CUDA);  // [B, N]
-  attn_rowdot<<<blocks(B * s.N, 256), 256, 0, st>>>(o.data(), d_o.data(), D.data(), B, s.N, s.dv);
+  attn_rowdot<<<blocks(int64_t{B} * s.N, 256), 256, 0, st>>>(o.data(), d_o.data(), D.data(), B, s.N, s.dv);
   EMBER_CUDA_LAUNCH_CHECK();
 
   {
     const size_t smem = dv_smem(s);
     auto kernel = attn_bwd_dv<SP, BP>;
     allow_smem(kernel, smem);
-    dim3 grid(blocks(s.M, kMaxWarps * kWarpRows), blocks(s.dv, kDvChunk), B);
+    dim3 grid(blocks(s.M, kMaxWarps * kWarpRows), blocks(s.dv, kDvChunk, 65535), B);
     kernel<<<grid, kMaxWarps * 32, smem, st>>>(q.data(), k.data(), lse.data(), d_o.data(), dv.data(), s);
     EMBER_CUDA_LAUNCH_CHECK();
   }

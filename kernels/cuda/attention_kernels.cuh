@@ -40,10 +40,13 @@ struct Tile {
 };
 
 #ifndef EMBER_ATTN_EMULATED_MMA
+// x rounded to TF32 (10 mantissa bits, round to nearest, ties away), as an fp32 bit pattern. The PTX
+// ISA leaves the low 13 bits of the cvt result unspecified: they are masked off here because the
+// 3xTF32 split reads the result back as a float (lo = x - hi) and must see exactly the rounded value.
 __device__ __forceinline__ uint32_t to_tf32(float x) {
   uint32_t r;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-  return r;
+  return r & 0xffffe000u;
 }
 
 // c += a * b on the tensor cores, m16n8k8, TF32 inputs, fp32 accumulators (sm_80 and later).
@@ -556,7 +559,14 @@ int dkdq_warps(const Shapes& s, int max_smem) {
                                                      << "device allows " << max_smem);
 }
 
-unsigned blocks(int n, int per) { return static_cast<unsigned>((n + per - 1) / per); }
+// Blocks of `per` threads (or rows) covering n items, checked against the grid dimension's limit
+// (2^31 - 1 for grid.x, 65535 for grid.y and grid.z). n is 64-bit: B * N overflows int.
+unsigned blocks(int64_t n, int per, int64_t limit = 2147483647) {
+  const int64_t b = (n + per - 1) / per;
+  EMBER_CHECK(b <= limit, "attention (cuda): " << n << " items in blocks of " << per << " need " << b
+                                               << " blocks, more than the grid dimension allows (" << limit << ")");
+  return static_cast<unsigned>(b);
+}
 
 }  // namespace
 }  // namespace ember::cuda
