@@ -487,6 +487,7 @@ void check_launch_args(const char* op, int64_t rows, int64_t cols, SoftmaxVarian
 
 void softmax_forward_launch(const float* x, float* y, int64_t rows, int64_t cols, SoftmaxVariant v,
                             cudaStream_t st) {
+  cuda_rt::check_stream(st, "softmax_forward_launch");
   if (v == SoftmaxVariant::Auto) v = softmax_pick(cols, false);
   check_launch_args("softmax forward (CUDA)", rows, cols, v, false);
   if (rows == 0 || cols == 0) return;
@@ -520,6 +521,7 @@ void softmax_forward_launch(const float* x, float* y, int64_t rows, int64_t cols
 
 void softmax_backward_launch(const float* y, const float* dy, float* dx, int64_t rows, int64_t cols,
                              SoftmaxVariant v, cudaStream_t st) {
+  cuda_rt::check_stream(st, "softmax_backward_launch");
   if (v == SoftmaxVariant::Auto) v = softmax_pick(cols, true);
   check_launch_args("softmax backward (CUDA)", rows, cols, v, true);
   if (rows == 0 || cols == 0) return;
