@@ -130,7 +130,8 @@ TEST_CASE("spectral_norm: fused CUDA kernels match the CPU over dims, shapes and
     }
 }
 
-TEST_CASE("spectral_norm: the unfused PyTorch-sequence baseline matches the CPU", "[spectral_norm][cuda]") {
+TEST_CASE("spectral_norm: the unfused PyTorch-sequence baseline matches the CPU",
+          "[spectral_norm][cuda][cublas][library]") {
   cublasHandle_t h = nullptr;
   REQUIRE(cublasCreate(&h) == CUBLAS_STATUS_SUCCESS);
   uint64_t seed = 500;
