@@ -186,13 +186,14 @@ if [ ! -f "$ROOT/.deps/include/catch2/catch.hpp" ] && [ ! -f /usr/include/catch2
   finish
 fi
 
-# cuDNN: the toolkit's when it has both header and library, else the nvidia.cudnn wheel of this
-# python3 (PyTorch's), else whatever CUDNN_ROOT says. The chosen folder is passed to CMake as
-# CUDNN_ROOT (cmake/cudnn.cmake then searches it alone), so CMake's own choice of Python does not
-# matter; its lib/ also goes on the loader path, for cuDNN's own dlopen of its sub-libraries.
+# cuDNN: CUDNN_ROOT when set, else the toolkit's when it has both header and library, else the
+# nvidia.cudnn wheel of this python3 (PyTorch's). The chosen folder is passed to CMake as CUDNN_ROOT
+# (cmake/cudnn.cmake then searches it alone), so CMake's own choice of Python does not matter; its
+# lib folder also goes on the loader path, for cuDNN's own dlopen of its sub-libraries.
 has_cudnn() { [ -f "$1/include/cudnn.h" ] && compgen -G "$1/lib*/libcudnn.so*" >/dev/null; }
 CUDNN_ROOT_ARG=${CUDNN_ROOT:-}
-if [ -z "$CUDNN_ROOT_ARG" ] && ! has_cudnn /usr/local/cuda && have python3; then
+if [ -z "$CUDNN_ROOT_ARG" ] && has_cudnn /usr/local/cuda; then CUDNN_ROOT_ARG=/usr/local/cuda; fi
+if [ -z "$CUDNN_ROOT_ARG" ] && have python3; then
   # __path__, not __file__: a wheel's nvidia/cudnn may be a namespace package (no __init__.py).
   PY_CUDNN=$(python3 -c "import nvidia.cudnn as m; print(list(m.__path__)[0])" 2>/dev/null || true)
   if [ -n "$PY_CUDNN" ] && has_cudnn "$PY_CUDNN"; then CUDNN_ROOT_ARG=$PY_CUDNN; fi
@@ -200,7 +201,9 @@ fi
 CUDNN_ARGS=()
 if [ -n "$CUDNN_ROOT_ARG" ]; then
   CUDNN_ARGS=(-DCUDNN_ROOT="$CUDNN_ROOT_ARG")
-  export LD_LIBRARY_PATH="$CUDNN_ROOT_ARG/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  for d in "$CUDNN_ROOT_ARG"/lib "$CUDNN_ROOT_ARG"/lib64; do
+    if [ -d "$d" ]; then export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
+  done
 fi
 # cuDNN loads parts of itself and of cuBLAS(Lt) with dlopen: the toolkit's libraries must be findable.
 for d in /usr/local/cuda/lib64 /usr/local/cuda/lib; do
@@ -232,7 +235,7 @@ else
   BUILD_RC=$?
   WARNINGS=$(grep -c 'warning' "$BUILD_LOG" || true)
   if [ $BUILD_RC -eq 0 ]; then
-    record build PASS $(($(date +%s) - t0)) "sm_$ARCH, $WARNINGS warning lines; cuDNN ${CUDNN_LIB:-?}"
+    record build PASS $(($(date +%s) - t0)) "sm_$ARCH, $WARNINGS warning lines; cuDNN ${CUDNN_LIB:-?} (CUDNN_ROOT ${CUDNN_ROOT_ARG:-unset})"
   else
     FAILED_TARGETS=$(grep -E '^FAILED:' "$BUILD_LOG" | head -5 | sed 's/^FAILED: //' | tr '\n' ' ')
     record build FAIL $(($(date +%s) - t0)) "rc $BUILD_RC (124 = time box); failed: ${FAILED_TARGETS:-see build.log}"
