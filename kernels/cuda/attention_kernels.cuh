@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "kernels/cuda/block_reduce.cuh"
 
 namespace ember::cuda {
 namespace {
@@ -494,21 +495,6 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
 
 // ---- attention weights of chosen queries ----------------------------------------------------------
 
-template <bool kMax>
-__device__ float block_reduce(float x, float* scratch) {
-  for (int off = 16; off > 0; off >>= 1) {
-    const float y = __shfl_xor_sync(0xffffffffu, x, off);
-    x = kMax ? fmaxf(x, y) : x + y;
-  }
-  const int warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  __syncthreads();  // scratch may still be read by a previous reduction
-  if ((threadIdx.x & 31) == 0) scratch[warp] = x;
-  __syncthreads();
-  x = scratch[0];
-  for (int w = 1; w < nw; ++w) x = kMax ? fmaxf(x, scratch[w]) : x + scratch[w];
-  return x;
-}
-
 // probs[b, n, :] = softmax_j(q_i . k_j) for i = query_idx[n]; grid (nq, B), 256 threads, fp32 FMA.
 // The row is written three times (scores, then nothing, then probabilities): each thread rereads only
 // what it wrote itself, so no synchronisation is needed between the passes beyond the reductions.
@@ -530,10 +516,10 @@ __global__ void attn_probs(const float* __restrict__ q, const float* __restrict_
     row[j] = s;
     mx = fmaxf(mx, s);
   }
-  mx = block_reduce<true>(mx, scratch);
+  mx = kcuda::block_max(mx, scratch);
   float sum = 0.f;
   for (int j = threadIdx.x; j < M; j += blockDim.x) sum += expf(row[j] - mx);
-  const float inv = 1.f / block_reduce<false>(sum, scratch);
+  const float inv = 1.f / kcuda::block_sum(sum, scratch);
   for (int j = threadIdx.x; j < M; j += blockDim.x) row[j] = expf(row[j] - mx) * inv;
 }
 
