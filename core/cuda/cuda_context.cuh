@@ -52,6 +52,13 @@ inline void check_stream(cudaStream_t s, const char* who) {
 cublasHandle_t cublas_handle();
 // cuDNN, bound to the stream.
 cudnnHandle_t cudnn_handle();
+// How many times each handle has been asked for: every cuBLAS and cuDNN call ember makes asks first.
+// The CUDA tests check with it that a test using a library carries the [library] tag
+// (tests/cuda/main.cpp), which scripts/gpu_check.sh leaves out of the compute-sanitizer runs.
+struct LibraryUse {
+  int64_t cublas = 0, cudnn = 0;
+};
+LibraryUse library_use();
 // Scratch memory of at least `bytes`, valid until the next workspace() call. Grows, never shrinks.
 void* workspace(size_t bytes);
 
