@@ -26,6 +26,7 @@
 #include "core/rng.h"
 #include "kernels/kernels.h"
 #ifdef EMBER_WITH_CUDA
+#include "core/cuda/cuda_context.cuh"
 #include "kernels/cuda/softmax.cuh"
 #endif
 
@@ -106,6 +107,7 @@ const SoftmaxVariant kVariants[] = {SoftmaxVariant::Auto, SoftmaxVariant::WarpRe
                                     SoftmaxVariant::BlockStreaming};
 
 void gpu_shape(int64_t rows, int64_t cols, double copy_gbs, int runs) {
+  const cudaStream_t st = cuda_rt::stream();  // the launchers accept ember's one stream only
   const int64_t n = rows * cols;
   const std::string shape = shape_str(rows, cols);
   std::vector<float> x = random_vec(n, 11 + cols, -8.f, 8.f), dy = random_vec(n, 12 + cols, -1.f, 1.f);
@@ -122,10 +124,11 @@ void gpu_shape(int64_t rows, int64_t cols, double copy_gbs, int runs) {
     for (SoftmaxVariant v : kVariants) {
       if (!takes(v, cols, false)) continue;
       ys[0].fill_nan();
-      kcuda::softmax_forward_launch(xs[0].get(), ys[0].get(), rows, cols, v, 0);
+      kcuda::softmax_forward_launch(xs[0].get(), ys[0].get(), rows, cols, v, st);
       const double err = bench::rel_err(ys[0].download(), y);
       const double us = bench::gpu_median_us(
-          [&](int i) { kcuda::softmax_forward_launch(xs[i % sets].get(), ys[i % sets].get(), rows, cols, v, 0); }, runs);
+          [&](int i) { kcuda::softmax_forward_launch(xs[i % sets].get(), ys[i % sets].get(), rows, cols, v, st); },
+          runs);
       bench::print_row("softmax fwd", variant_label(v, cols, false), shape, us, 8.0 * n, copy_gbs, err);
       note_check(err, 1e-5);
     }
@@ -138,12 +141,12 @@ void gpu_shape(int64_t rows, int64_t cols, double copy_gbs, int runs) {
     for (SoftmaxVariant v : kVariants) {
       if (!takes(v, cols, true)) continue;
       dxs[0].fill_nan();
-      kcuda::softmax_backward_launch(ys[0].get(), dys[0].get(), dxs[0].get(), rows, cols, v, 0);
+      kcuda::softmax_backward_launch(ys[0].get(), dys[0].get(), dxs[0].get(), rows, cols, v, st);
       const double err = bench::rel_err(dxs[0].download(), dx);
       const double us = bench::gpu_median_us(
           [&](int i) {
             const int s = i % sets;
-            kcuda::softmax_backward_launch(ys[s].get(), dys[s].get(), dxs[s].get(), rows, cols, v, 0);
+            kcuda::softmax_backward_launch(ys[s].get(), dys[s].get(), dxs[s].get(), rows, cols, v, st);
           },
           runs);
       bench::print_row("softmax bwd", variant_label(v, cols, true), shape, us, 12.0 * n, copy_gbs, err);

@@ -33,6 +33,7 @@
 #ifdef EMBER_WITH_CUDA
 #include <cublas_v2.h>
 
+#include "core/cuda/cuda_context.cuh"
 #include "kernels/cuda/spectral_norm.cuh"
 #endif
 
@@ -139,6 +140,7 @@ struct Set {
 };
 
 void gpu_case(const Case& k, cublasHandle_t h, double copy_gbs, int runs) {
+  const cudaStream_t st = cuda_rt::stream();  // the launchers accept ember's one stream only
   const SnLayout l = sn_layout(k.shape, k.dim);
   const kcuda::SnDims d{l.rows, l.cols(), l.inner};
   const int64_t n = k.shape.numel();
@@ -178,8 +180,8 @@ void gpu_case(const Case& k, cublasHandle_t h, double copy_gbs, int runs) {
 
   // 0: the fused training forward.
   auto fused_fwd = [&](Set& x) {
-    kcuda::sn_power_iteration_launch(x.w.get(), d, 1e-12f, x.u.get(), x.v.get(), x.sigma.get(), ws.get(), 0);
-    kcuda::sn_scale_launch(x.w.get(), x.sigma.get(), x.out.get(), n, 0);
+    kcuda::sn_power_iteration_launch(x.w.get(), d, 1e-12f, x.u.get(), x.v.get(), x.sigma.get(), ws.get(), st);
+    kcuda::sn_scale_launch(x.w.get(), x.sigma.get(), x.out.get(), n, st);
   };
   double err = check_forward(true, [&] { fused_fwd(S[0]); });
   const double t_fused = bench::gpu_median_us([&](int i) { fused_fwd(S[i % sets]); }, runs);
@@ -189,7 +191,7 @@ void gpu_case(const Case& k, cublasHandle_t h, double copy_gbs, int runs) {
   // B: the unfused PyTorch sequence.
   auto unfused_fwd = [&](Set& x) {
     kcuda::sn_unfused_forward(h, x.w.get(), d, 1e-12f, x.u.get(), x.v.get(), x.sigma.get(), x.out.get(),
-                              ws_unfused.get(), 0);
+                              ws_unfused.get(), st);
   };
   err = check_forward(true, [&] { unfused_fwd(S[0]); });
   const double t_unfused = bench::gpu_median_us([&](int i) { unfused_fwd(S[i % sets]); }, runs);
@@ -199,7 +201,7 @@ void gpu_case(const Case& k, cublasHandle_t h, double copy_gbs, int runs) {
 
   // 1: the power iteration alone.
   auto step = [&](Set& x) {
-    kcuda::sn_power_iteration_launch(x.w.get(), d, 1e-12f, x.u.get(), x.v.get(), x.sigma.get(), ws.get(), 0);
+    kcuda::sn_power_iteration_launch(x.w.get(), d, 1e-12f, x.u.get(), x.v.get(), x.sigma.get(), ws.get(), st);
   };
   err = check_forward(false, [&] { step(S[0]); });
   const double t_step = bench::gpu_median_us([&](int i) { step(S[i % sets]); }, runs);
@@ -209,12 +211,12 @@ void gpu_case(const Case& k, cublasHandle_t h, double copy_gbs, int runs) {
   // 2 and 3 run from the CPU's u1, v1 and sigma, so every set gets them.
   for (Set& x : S) x.u.upload(u1), x.v.upload(v1), x.sigma.upload(s.to_vector());
   S[0].sigma.fill_nan();
-  kcuda::sn_sigma_launch(S[0].w.get(), d, S[0].u.get(), S[0].v.get(), S[0].sigma.get(), ws.get(), 0);
+  kcuda::sn_sigma_launch(S[0].w.get(), d, S[0].u.get(), S[0].v.get(), S[0].sigma.get(), ws.get(), st);
   err = rel_scalar(S[0].sigma.download()[0], s_eval.item());
   const double t_sigma = bench::gpu_median_us(
       [&](int i) {
         Set& x = S[i % sets];
-        kcuda::sn_sigma_launch(x.w.get(), d, x.u.get(), x.v.get(), x.dw.get(), ws.get(), 0);  // sigma into scratch
+        kcuda::sn_sigma_launch(x.w.get(), d, x.u.get(), x.v.get(), x.dw.get(), ws.get(), st);  // sigma into scratch
       },
       runs);
   bench::print_row("sn sigma (eval)", "2 fused (1 launch)", shape, t_sigma, wb, copy_gbs, err);
@@ -223,7 +225,7 @@ void gpu_case(const Case& k, cublasHandle_t h, double copy_gbs, int runs) {
 
   S[0].dw.fill_nan();
   auto bwd = [&](Set& x) {
-    kcuda::sn_backward_launch(x.w.get(), d, x.u.get(), x.v.get(), x.sigma.get(), x.g.get(), x.dw.get(), ws.get(), 0);
+    kcuda::sn_backward_launch(x.w.get(), d, x.u.get(), x.v.get(), x.sigma.get(), x.g.get(), x.dw.get(), ws.get(), st);
   };
   bwd(S[0]);
   err = bench::rel_err(S[0].dw.download(), dw1);

@@ -1,21 +1,37 @@
-# Finds cuDNN 9: in the CUDA toolkit, under CUDNN_ROOT, or in PyTorch's nvidia.cudnn wheel
-# (the GPU test machine has cuDNN only there). Defines the imported target ember_cudnn.
-set(CUDNN_ROOT "$ENV{CUDNN_ROOT}" CACHE PATH "Where cuDNN 9 lives (include/ and lib/)")
-set(_cudnn_hints ${CUDNN_ROOT} ${CUDAToolkit_LIBRARY_ROOT} /usr/local/cuda /usr)
-find_package(Python3 COMPONENTS Interpreter QUIET)
-if(Python3_Interpreter_FOUND)
-  # __path__, not __file__: the wheel's nvidia/cudnn may be a namespace package (no __init__.py).
-  execute_process(COMMAND ${Python3_EXECUTABLE} -c
-    "import nvidia.cudnn as m; print(list(m.__path__)[0])"
-    OUTPUT_VARIABLE _py_cudnn OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
-  if(_py_cudnn)
-    list(APPEND _cudnn_hints ${_py_cudnn})
+# Finds cuDNN 9 and defines the imported target ember_cudnn.
+# With CUDNN_ROOT (a -D option or the environment variable) it looks there and nowhere else: an
+# explicit location that lacks cuDNN is an error naming it, never a silent fallback to another
+# copy (headers of one version with the library of another). scripts/gpu_check.sh passes the
+# folder it chose (the toolkit's cuDNN, or PyTorch's nvidia.cudnn wheel on a machine without
+# Debian packages). Without CUDNN_ROOT: the CUDA toolkit, /usr, then the nvidia.cudnn wheel of the
+# Python interpreter CMake finds.
+set(CUDNN_ROOT "$ENV{CUDNN_ROOT}" CACHE PATH "Where cuDNN 9 lives (include/ and lib/); empty: search")
+if(CUDNN_ROOT)
+  find_path(CUDNN_INCLUDE_DIR cudnn.h PATHS ${CUDNN_ROOT} PATH_SUFFIXES include NO_DEFAULT_PATH)
+  # The wheel ships libcudnn.so.9 without the unversioned link.
+  find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 PATHS ${CUDNN_ROOT} PATH_SUFFIXES lib lib64
+               NO_DEFAULT_PATH)
+  if(NOT CUDNN_INCLUDE_DIR OR NOT CUDNN_LIBRARY)
+    message(FATAL_ERROR "cuDNN 9 not found under CUDNN_ROOT=${CUDNN_ROOT} (looked for include/cudnn.h and "
+                        "lib/libcudnn.so*: header ${CUDNN_INCLUDE_DIR}, library ${CUDNN_LIBRARY})")
   endif()
-endif()
-find_path(CUDNN_INCLUDE_DIR cudnn.h HINTS ${_cudnn_hints} PATH_SUFFIXES include)
-find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${_cudnn_hints} PATH_SUFFIXES lib lib64)
-if(NOT CUDNN_INCLUDE_DIR OR NOT CUDNN_LIBRARY)
-  message(FATAL_ERROR "cuDNN 9 not found: set CUDNN_ROOT, or configure with -DEMBER_CUDA=OFF")
+else()
+  set(_cudnn_hints ${CUDAToolkit_LIBRARY_ROOT} /usr/local/cuda /usr)
+  find_package(Python3 COMPONENTS Interpreter QUIET)
+  if(Python3_Interpreter_FOUND)
+    # __path__, not __file__: the wheel's nvidia/cudnn may be a namespace package (no __init__.py).
+    execute_process(COMMAND ${Python3_EXECUTABLE} -c
+      "import nvidia.cudnn as m; print(list(m.__path__)[0])"
+      OUTPUT_VARIABLE _py_cudnn OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+    if(_py_cudnn)
+      list(APPEND _cudnn_hints ${_py_cudnn})
+    endif()
+  endif()
+  find_path(CUDNN_INCLUDE_DIR cudnn.h HINTS ${_cudnn_hints} PATH_SUFFIXES include)
+  find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${_cudnn_hints} PATH_SUFFIXES lib lib64)
+  if(NOT CUDNN_INCLUDE_DIR OR NOT CUDNN_LIBRARY)
+    message(FATAL_ERROR "cuDNN 9 not found: set CUDNN_ROOT, or configure with -DEMBER_CUDA=OFF")
+  endif()
 endif()
 message(STATUS "ember: cuDNN ${CUDNN_LIBRARY} (headers ${CUDNN_INCLUDE_DIR})")
 add_library(ember_cudnn INTERFACE)

@@ -104,7 +104,7 @@ void launch(dim3 grid, unsigned threads, size_t smem_bytes, F kernel, Args... ar
         std::vector<std::thread> ts;
         for (unsigned t = 0; t < threads; ++t)
           ts.emplace_back([=] {
-            threadIdx = dim3(t);
+            threadIdx = dim3(t, 0, 0);  // y and z are 0 in a 1-D block (dim3 defaults them to 1)
             blockIdx = dim3(x, y, z);
             kernel(args...);
           });

@@ -13,8 +13,11 @@
 // this; the first step may differ from the next when the cuDNN workspace grows during it).
 // Taking a larger cached block would save memory in odd patterns but could steal the block a
 // later request of that size needs. Blocks are never split or merged.
-// Reuse needs no events because every kernel and copy runs on the context's one stream: work
-// queued on a reused block runs after the work queued by its previous owner.
+// Reuse needs no events because of the one-stream invariant (core/cuda/cuda_context.cuh): every
+// kernel and copy runs on the context's one stream, so work queued on a reused block runs after
+// the work queued by its previous owner. An allocation names no stream, so the invariant is
+// asserted where a stream enters ember (cuda_rt::check_stream in the launchers that take one).
+// Handing ember memory to work on another stream without synchronising first is a bug.
 //
 // EMBER_CUDA_NO_CACHE=1 turns caching off: every request is an exact-size cudaMalloc and every
 // release a cudaFree, so compute-sanitizer's memcheck sees each tensor's true bounds and every

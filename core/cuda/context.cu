@@ -1,6 +1,7 @@
 // The CUDA part of the context (core/context.h, core/cuda/cuda_context.cuh): device, stream,
 // cuBLAS and cuDNN handles, workspace. Created on first use, never destroyed: destroying
 // library handles from static destructors races with the driver's own shutdown at exit.
+#include <atomic>
 #include <mutex>
 
 #include "core/context.h"
@@ -23,7 +24,14 @@ CudaState& state() {
   return *s;
 }
 
+namespace {
+std::atomic<int64_t> g_cublas_uses{0}, g_cudnn_uses{0};
+}  // namespace
+
+LibraryUse library_use() { return {g_cublas_uses.load(), g_cudnn_uses.load()}; }
+
 cublasHandle_t cublas_handle() {
+  g_cublas_uses++;
   CudaState& s = state();
   static std::once_flag once;
   std::call_once(once, [&s] {
@@ -37,6 +45,7 @@ cublasHandle_t cublas_handle() {
 }
 
 cudnnHandle_t cudnn_handle() {
+  g_cudnn_uses++;
   CudaState& s = state();
   static std::once_flag once;
   std::call_once(once, [&s] {

@@ -46,10 +46,8 @@
 
 #include "core/context.h"
 #include "kernels/cuda/attention.cuh"
-#include "core/cuda/check.cuh"
-#include "core/cuda/cuda_context.cuh"
 #include "kernels/cuda/attention_kernels.cuh"
-#include "kernels/kernels.h"
+#include "kernels/cuda/common.cuh"
 
 namespace ember::cuda {
 
@@ -77,19 +75,6 @@ void check_supported(const char* op, const Tensor& q, const Tensor& v) {
               op << " (cuda): sizes too large for 32-bit tile indexing: q " << q.shape() << ", v " << v.shape());
 }
 
-int max_dynamic_smem() {
-  int dev = 0, bytes = 0;
-  EMBER_CUDA_CHECK(cudaGetDevice(&dev));
-  EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  return bytes;
-}
-
-// Raises the kernel's dynamic shared-memory limit when it needs more than the default 48 KB.
-template <class Kernel>
-void allow_smem(Kernel kernel, size_t bytes) {
-  if (bytes > 48 * 1024)
-    EMBER_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-}
 
 
 template <Prec SP, Prec BP>
@@ -98,7 +83,7 @@ void launch_forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o
   const size_t smem = fwd_smem(s);
   auto kernel = attn_fwd<SP, BP>;
   allow_smem(kernel, smem);
-  dim3 grid(blocks(s.N, kMaxWarps * kWarpRows), blocks(s.dv, kDvChunk), static_cast<unsigned>(q.size(0)));
+  dim3 grid(blocks(s.N, kMaxWarps * kWarpRows), blocks(s.dv, kDvChunk, 65535), static_cast<unsigned>(q.size(0)));
   kernel<<<grid, kMaxWarps * 32, smem, cuda_rt::stream()>>>(q.data(), k.data(), v.data(), o.data(), lse.data(), s);
   EMBER_CUDA_LAUNCH_CHECK();
 }
@@ -110,18 +95,18 @@ void launch_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Te
   const int B = static_cast<int>(q.size(0));
   cudaStream_t st = cuda_rt::stream();
   Tensor D = Tensor::empty(Shape{q.size(0), q.size(2)}, Device::CUDA);  // [B, N]
-  attn_rowdot<<<blocks(B * s.N, 256), 256, 0, st>>>(o.data(), d_o.data(), D.data(), B, s.N, s.dv);
+  attn_rowdot<<<blocks(int64_t{B} * s.N, 256), 256, 0, st>>>(o.data(), d_o.data(), D.data(), B, s.N, s.dv);
   EMBER_CUDA_LAUNCH_CHECK();
 
   {
     const size_t smem = dv_smem(s);
     auto kernel = attn_bwd_dv<SP, BP>;
     allow_smem(kernel, smem);
-    dim3 grid(blocks(s.M, kMaxWarps * kWarpRows), blocks(s.dv, kDvChunk), B);
+    dim3 grid(blocks(s.M, kMaxWarps * kWarpRows), blocks(s.dv, kDvChunk, 65535), B);
     kernel<<<grid, kMaxWarps * 32, smem, st>>>(q.data(), k.data(), lse.data(), d_o.data(), dv.data(), s);
     EMBER_CUDA_LAUNCH_CHECK();
   }
-  const int nw = dkdq_warps(s, max_dynamic_smem());
+  const int nw = dkdq_warps(s, kcuda::device_info().max_smem_optin);
   const size_t smem = dkdq_smem(s, nw);
   {
     auto kernel = attn_bwd_dk<SP, BP>;
@@ -210,7 +195,7 @@ void attention_probs(const Tensor& q, const Tensor& k, const Tensor& query_idx, 
               "attention_probs (cuda): " << query_idx.numel() << " queries x batch " << q.size(0) << " exceed the grid");
   const int nq = static_cast<int>(query_idx.numel());
   const size_t smem = sizeof(float) * (dk + 32);
-  EMBER_CHECK(smem <= 48 * 1024, "attention_probs (cuda): head dimension " << dk << " is too large");
+  EMBER_CHECK(smem <= kDefaultSmemBytes, "attention_probs (cuda): head dimension " << dk << " is too large");
   dim3 grid(static_cast<unsigned>(nq), static_cast<unsigned>(q.size(0)));
   attn_probs<<<grid, 256, smem, cuda_rt::stream()>>>(q.data(), k.data(), query_idx.data(), probs.data(), N, M, dk, nq);
   EMBER_CUDA_LAUNCH_CHECK();

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "kernels/cuda/block_reduce.cuh"
 
 namespace ember::cuda {
 namespace {
@@ -40,10 +41,13 @@ struct Tile {
 };
 
 #ifndef EMBER_ATTN_EMULATED_MMA
+// x rounded to TF32 (10 mantissa bits, round to nearest, ties away), as an fp32 bit pattern. The PTX
+// ISA leaves the low 13 bits of the cvt result unspecified: they are masked off here because the
+// 3xTF32 split reads the result back as a float (lo = x - hi) and must see exactly the rounded value.
 __device__ __forceinline__ uint32_t to_tf32(float x) {
   uint32_t r;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-  return r;
+  return r & 0xffffe000u;
 }
 
 // c += a * b on the tensor cores, m16n8k8, TF32 inputs, fp32 accumulators (sm_80 and later).
@@ -491,21 +495,6 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
 
 // ---- attention weights of chosen queries ----------------------------------------------------------
 
-template <bool kMax>
-__device__ float block_reduce(float x, float* scratch) {
-  for (int off = 16; off > 0; off >>= 1) {
-    const float y = __shfl_xor_sync(0xffffffffu, x, off);
-    x = kMax ? fmaxf(x, y) : x + y;
-  }
-  const int warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  __syncthreads();  // scratch may still be read by a previous reduction
-  if ((threadIdx.x & 31) == 0) scratch[warp] = x;
-  __syncthreads();
-  x = scratch[0];
-  for (int w = 1; w < nw; ++w) x = kMax ? fmaxf(x, scratch[w]) : x + scratch[w];
-  return x;
-}
-
 // probs[b, n, :] = softmax_j(q_i . k_j) for i = query_idx[n]; grid (nq, B), 256 threads, fp32 FMA.
 // The row is written three times (scores, then nothing, then probabilities): each thread rereads only
 // what it wrote itself, so no synchronisation is needed between the passes beyond the reductions.
@@ -527,10 +516,10 @@ __global__ void attn_probs(const float* __restrict__ q, const float* __restrict_
     row[j] = s;
     mx = fmaxf(mx, s);
   }
-  mx = block_reduce<true>(mx, scratch);
+  mx = kcuda::block_max(mx, scratch);
   float sum = 0.f;
   for (int j = threadIdx.x; j < M; j += blockDim.x) sum += expf(row[j] - mx);
-  const float inv = 1.f / block_reduce<false>(sum, scratch);
+  const float inv = 1.f / kcuda::block_sum(sum, scratch);
   for (int j = threadIdx.x; j < M; j += blockDim.x) row[j] = expf(row[j] - mx) * inv;
 }
 
@@ -556,7 +545,14 @@ int dkdq_warps(const Shapes& s, int max_smem) {
                                                      << "device allows " << max_smem);
 }
 
-unsigned blocks(int n, int per) { return static_cast<unsigned>((n + per - 1) / per); }
+// Blocks of `per` threads (or rows) covering n items, checked against the grid dimension's limit
+// (2^31 - 1 for grid.x, 65535 for grid.y and grid.z). n is 64-bit: B * N overflows int.
+unsigned blocks(int64_t n, int per, int64_t limit = 2147483647) {
+  const int64_t b = (n + per - 1) / per;
+  EMBER_CHECK(b <= limit, "attention (cuda): " << n << " items in blocks of " << per << " need " << b
+                                               << " blocks, more than the grid dimension allows (" << limit << ")");
+  return static_cast<unsigned>(b);
+}
 
 }  // namespace
 }  // namespace ember::cuda

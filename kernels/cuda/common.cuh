@@ -1,6 +1,6 @@
 // What every kernels/cuda/*.cu file includes: the kernel declarations (kernels/kernels.h), the
-// CUDA context (stream, handles, temporary buffers), the checks and launch helper, and the
-// warp/block reductions of the softmax and spectral-norm kernels (namespace kcuda).
+// CUDA context (stream, handles, temporary buffers), the checks and launch helpers, the shared-memory
+// opt-in, and (kernels/cuda/block_reduce.cuh) the warp/block reductions of every kernel family.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -11,6 +11,9 @@
 #include "core/cuda/cuda_context.cuh"
 #include "kernels/channel_layout.h"
 #include "kernels/kernels.h"
+#ifdef __CUDACC__
+#include "kernels/cuda/block_reduce.cuh"  // kcuda::group_reduce, block_reduce, block_sum, block_max
+#endif
 
 namespace ember::cuda {
 
@@ -23,6 +26,21 @@ using cuda_rt::stream;
 
 // float4 loads and stores need 16-byte alignment; tensors at an offset into a storage may lack it.
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Shared memory per block: 48 KB (49,152 bytes) of static plus dynamic shared memory without asking;
+// up to the device's opt-in limit after allow_smem() below: 227 KB (232,448 bytes) on sm_90,
+// 163 KB (166,912) on sm_80, 99 KB (101,376) on sm_86 and sm_89. kcuda::device_info().max_smem_optin
+// reads the limit of the device at hand.
+constexpr size_t kDefaultSmemBytes = 48 * 1024;
+
+// Raises `kernel`'s dynamic shared-memory limit to `bytes` when that exceeds the default (the
+// launch itself still fails, and its check says so, past the device's opt-in limit).
+template <class Kernel>
+void allow_smem(Kernel kernel, size_t bytes) {
+  if (bytes > kDefaultSmemBytes)
+    EMBER_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
 
 // The smallest power of two >= v (v >= 1), at most `cap`.
 inline int pow2_at_least(int64_t v, int cap) {
@@ -46,6 +64,7 @@ inline cudaStream_t kstream() { return ::ember::cuda_rt::stream(); }
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 using ::ember::cuda::aligned16;
+using ::ember::cuda::allow_smem;
 
 // Properties of the current device, read once per device (the grid heuristics need them).
 struct DeviceInfo {
@@ -64,48 +83,5 @@ inline const DeviceInfo& device_info() {
   }
   return d;
 }
-
-#ifdef __CUDACC__
-constexpr unsigned kFullMask = 0xffffffffu;
-
-struct SumOp {
-  __device__ float operator()(float a, float b) const { return a + b; }
-};
-struct MaxOp {
-  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
-};
-
-// Reduces over groups of `width` consecutive lanes (a power of two <= 32); every lane of a
-// group gets the result (butterfly exchange). All 32 lanes of the warp must call it.
-template <int width = 32, class Op>
-__device__ __forceinline__ float group_reduce(float x, Op op) {
-#pragma unroll
-  for (int o = width / 2; o > 0; o /= 2) x = op(x, __shfl_xor_sync(kFullMask, x, o, width));
-  return x;
-}
-template <int width = 32>
-__device__ __forceinline__ float group_sum(float x) { return group_reduce<width>(x, SumOp{}); }
-template <int width = 32>
-__device__ __forceinline__ float group_max(float x) { return group_reduce<width>(x, MaxOp{}); }
-
-// Block-wide reduction over all threads of a 1-, 2- or 3-D block whose size is a multiple of
-// 32; every thread gets the result. `scratch` holds 32 floats of shared memory; the leading
-// barrier lets consecutive calls reuse it. Warps are runs of 32 consecutive linear indices.
-template <class Op>
-__device__ __forceinline__ float block_reduce(float x, float* scratch, float identity, Op op) {
-  const int tid = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
-  const int lane = tid & 31, warp = tid >> 5, nwarps = (blockDim.x * blockDim.y * blockDim.z) >> 5;
-  x = group_reduce(x, op);
-  __syncthreads();
-  if (lane == 0) scratch[warp] = x;
-  __syncthreads();
-  x = lane < nwarps ? scratch[lane] : identity;
-  return group_reduce(x, op);
-}
-__device__ __forceinline__ float block_sum(float x, float* scratch) { return block_reduce(x, scratch, 0.0f, SumOp{}); }
-__device__ __forceinline__ float block_max(float x, float* scratch) {
-  return block_reduce(x, scratch, -INFINITY, MaxOp{});
-}
-#endif  // __CUDACC__
 
 }  // namespace ember::kcuda

@@ -34,8 +34,9 @@
 //       dw = (g - <g,w>/sigma u v^T) / sigma elementwise: reads g and w, then g again (L2) and
 //       writes dw.
 // The atomic tickets live in a small __device__ array that every user resets before it exits,
-// so launches on one stream (ember has one) never see a stale count; concurrent launches on
-// several streams would need one array each.
+// so launches on one stream never see a stale count; concurrent launches on several streams would
+// need one array each. Ember has one stream (the invariant in core/cuda/cuda_context.cuh): every
+// launcher below asserts that it was given that stream.
 //
 // How to run them: tests/cuda/test_spectral_norm.cpp (CPU vs CUDA for dims 0 and 1, both load
 // paths, the unfused baseline), benchmarks/bench_spectral_norm (timings against the PyTorch
@@ -412,6 +413,7 @@ void launch_rowpass(bool vec, const Plan& p, dim3 grid, dim3 block, const float*
 
 void sn_power_iteration_launch(const float* w, SnDims d, float eps, float* u, float* v, float* sigma, float* ws,
                                cudaStream_t st) {
+  cuda_rt::check_stream(st, "sn_power_iteration_launch");
   const Plan p = make_plan(d);
   const bool vec = d.inner % 4 == 0 && aligned16(w);
   const dim3 grid(p.col_tiles, p.row_tiles), block(p.tx, p.ty);
@@ -424,6 +426,7 @@ void sn_power_iteration_launch(const float* w, SnDims d, float eps, float* u, fl
 
 void sn_sigma_launch(const float* w, SnDims d, const float* u, const float* v, float* sigma, float* ws,
                      cudaStream_t st) {
+  cuda_rt::check_stream(st, "sn_sigma_launch");
   const Plan p = make_plan(d);
   const bool vec = d.inner % 4 == 0 && aligned16(w);
   // Eval mode reads u and writes nothing but sigma: the u pointer is only read by this variant.
@@ -432,6 +435,7 @@ void sn_sigma_launch(const float* w, SnDims d, const float* u, const float* v, f
 }
 
 void sn_scale_launch(const float* w, const float* sigma, float* w_sn, int64_t n, cudaStream_t st) {
+  cuda_rt::check_stream(st, "sn_scale_launch");
   if (n == 0) return;
   constexpr int threads = 256;
   if (n % 4 == 0 && aligned16(w) && aligned16(w_sn)) {
@@ -445,6 +449,7 @@ void sn_scale_launch(const float* w, const float* sigma, float* w_sn, int64_t n,
 
 void sn_backward_launch(const float* w, SnDims d, const float* u, const float* v, const float* sigma, const float* g,
                         float* dw, float* ws, cudaStream_t st) {
+  cuda_rt::check_stream(st, "sn_backward_launch");
   const Plan p = make_plan(d);
   const int64_t n = d.rows * d.cols;
   const bool vec = n % 4 == 0 && d.inner % 4 == 0 && aligned16(w) && aligned16(g) && aligned16(dw);

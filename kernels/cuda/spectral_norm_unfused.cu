@@ -88,6 +88,7 @@ int64_t sn_unfused_workspace_floats(SnDims d) { return regions(d).total; }
 
 void sn_unfused_forward(cublasHandle_t h, const float* w, SnDims d, float eps, float* u, float* v, float* sigma,
                         float* w_sn, float* ws, cudaStream_t st) {
+  cuda_rt::check_stream(st, "sn_unfused_forward");
   const Regions g = regions(d);
   const int m = static_cast<int>(d.cols), n = static_cast<int>(d.rows);
   const float one = 1.0f, zero = 0.0f;

@@ -8,6 +8,11 @@
 //                   FMA contraction, libdevice vs glibc transcendentals within 2 ulp).
 //   kTf32Tol  1e-2  GEMM and convolution on TF32 tensor cores (10-bit mantissa inputs: about
 //                   1e-3 relative per product; 1e-2 leaves room for cancellation).
+//
+// Tags: every test that runs cuBLAS or cuDNN kernels, directly or through an op, layer or model
+// (matmul, linear, conv, conv_transpose), carries [library] and says which with [cublas] and/or
+// [cudnn]. scripts/gpu_check.sh leaves [library] out of the compute-sanitizer runs, which would
+// otherwise report on the libraries' internals; a new test of that kind must carry the tags.
 #pragma once
 #include <catch2/catch.hpp>
 #include <functional>

@@ -28,7 +28,7 @@ std::string describe(const Case& c, bool tf32) {
 
 }  // namespace
 
-TEST_CASE("conv: forward, backward-data and backward-filter kernels, fp32 and TF32", "[cuda][conv]") {
+TEST_CASE("conv: forward, backward-data and backward-filter kernels, fp32 and TF32", "[cuda][conv][cudnn][library]") {
   uint64_t seed = 1;
   for (const Case& c : kCases)
     for (bool tf32 : {false, true}) {
@@ -59,7 +59,7 @@ TEST_CASE("conv: forward, backward-data and backward-filter kernels, fp32 and TF
     }
 }
 
-TEST_CASE("conv: switching TF32 off after a TF32 run uses a full-precision algorithm", "[cuda][conv]") {
+TEST_CASE("conv: switching TF32 off after a TF32 run uses a full-precision algorithm", "[cuda][conv][cudnn][library]") {
   const Case c{4, 16, 12, 12, 8, 3, 3, 1, 1};
   Tensor x = random_tensor(Shape{c.N, c.Ci, c.H, c.W}, 5), w = random_tensor(Shape{c.Co, c.Ci, 3, 3}, 6);
   const Shape ys{c.N, c.Co, c.Ho(), c.Wo()};
@@ -74,7 +74,8 @@ TEST_CASE("conv: switching TF32 off after a TF32 run uses a full-precision algor
   compare_kernel("then fp32", {x, w}, {nan_tensor(ys)}, run, kFp32Tol);
 }
 
-TEST_CASE("conv: conv2d and conv_transpose2d values and gradients through the ops", "[cuda][conv][autograd]") {
+TEST_CASE("conv: conv2d and conv_transpose2d values and gradients through the ops",
+          "[cuda][conv][autograd][cudnn][library]") {
   Tf32Scope fp32(false);
   Tensor x = random_tensor(Shape{3, 4, 9, 7}, 1), w = random_tensor(Shape{5, 4, 3, 3}, 2),
          b = random_tensor(Shape{5}, 3);

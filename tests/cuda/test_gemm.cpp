@@ -36,7 +36,7 @@ void compare_matmul(const Mnk& s, int64_t batch, bool a_batched, bool ta, bool t
 
 }  // namespace
 
-TEST_CASE("gemm: 2-D matmul for every transpose, alpha and beta, fp32 and TF32", "[cuda][gemm]") {
+TEST_CASE("gemm: 2-D matmul for every transpose, alpha and beta, fp32 and TF32", "[cuda][gemm][cublas][library]") {
   uint64_t seed = 1;
   for (const Mnk& s : kSizes)
     for (int t = 0; t < 4; ++t)
@@ -47,7 +47,7 @@ TEST_CASE("gemm: 2-D matmul for every transpose, alpha and beta, fp32 and TF32",
       }
 }
 
-TEST_CASE("gemm: batched matmul, and a 2-D left operand shared by the batch", "[cuda][gemm]") {
+TEST_CASE("gemm: batched matmul, and a 2-D left operand shared by the batch", "[cuda][gemm][cublas][library]") {
   uint64_t seed = 500;
   for (const Mnk& s : {Mnk{1, 1, 1}, Mnk{7, 5, 3}, Mnk{33, 17, 65}})
     for (int t = 0; t < 4; ++t)
@@ -58,7 +58,7 @@ TEST_CASE("gemm: batched matmul, and a 2-D left operand shared by the batch", "[
       }
 }
 
-TEST_CASE("gemm: an empty inner dimension gives beta * C", "[cuda][gemm]") {
+TEST_CASE("gemm: an empty inner dimension gives beta * C", "[cuda][gemm][cublas][library]") {
   Tensor a = Tensor::empty(Shape{3, 0}), b = Tensor::empty(Shape{0, 4});
   Tensor c = random_tensor(Shape{3, 4}, 9);
   compare_kernel("matmul K=0", {a, b}, {c}, [](Device d, const std::vector<Tensor>& i, std::vector<Tensor>& o) {
@@ -66,7 +66,7 @@ TEST_CASE("gemm: an empty inner dimension gives beta * C", "[cuda][gemm]") {
   });
 }
 
-TEST_CASE("gemm: matmul and linear gradients match the CPU", "[cuda][gemm][autograd]") {
+TEST_CASE("gemm: matmul and linear gradients match the CPU", "[cuda][gemm][autograd][cublas][library]") {
   Tf32Scope fp32(false);
   Tensor a = random_tensor(Shape{5, 7}, 1), b = random_tensor(Shape{7, 3}, 2);
   compare_op("matmul", [](const std::vector<Tensor>& v) { return ops::matmul(v[0], v[1]); }, {a, b});

@@ -20,14 +20,14 @@ struct NoTf32 {
 };
 }  // namespace
 
-TEST_CASE("cuda parity: spectral-norm layers, BatchNorm2d, SelfAttention", "[cuda][parity]") {
+TEST_CASE("cuda parity: spectral-norm layers, BatchNorm2d, SelfAttention", "[cuda][parity][cublas][cudnn][library]") {
   NoTf32 fp32;
   parity::sn_layers(Device::CUDA);
   parity::batch_norm(Device::CUDA);
   parity::attention(Device::CUDA);
 }
 
-TEST_CASE("cuda parity: whole G and D at 32x32", "[cuda][parity]") {
+TEST_CASE("cuda parity: whole G and D at 32x32", "[cuda][parity][cublas][cudnn][library]") {
   NoTf32 fp32;
   parity::whole_models(Device::CUDA);
 }
@@ -38,7 +38,8 @@ TEST_CASE("cuda parity: losses and three Adam steps", "[cuda][parity]") {
   parity::adam_steps(Device::CUDA);
 }
 
-TEST_CASE("cuda: a checkpoint written from the GPU restores the same state on the CPU", "[cuda][checkpoint]") {
+TEST_CASE("cuda: a checkpoint written from the GPU restores the same state on the CPU",
+          "[cuda][checkpoint][cublas][cudnn][library]") {
   namespace fs = std::filesystem;
   models::SaganConfig c;
   c.resolution = 32, c.width = 1.0f / 16, c.z_dim = 8;

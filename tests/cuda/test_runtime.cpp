@@ -52,7 +52,8 @@ TEST_CASE("runtime: freed blocks are reused without cudaMalloc", "[cuda][runtime
   CHECK(cuda_rt::allocator_summary().find("cudaMalloc") != std::string::npos);
 }
 
-TEST_CASE("runtime: a repeated training step makes no cudaMalloc", "[cuda][runtime][allocator]") {
+TEST_CASE("runtime: a repeated training step makes no cudaMalloc",
+          "[cuda][runtime][allocator][cublas][cudnn][library]") {
   // conv -> batch norm -> relu -> linear -> cross-entropy, backward, Adam: every kind of
   // temporary (cuDNN workspace, reduction partials, optimiser chunk lists) is exercised.
   const Device D = Device::CUDA;

@@ -1,8 +1,9 @@
 // Softmax on CUDA against the CPU reference: every variant over its whole range of row
 // lengths, 16-byte and misaligned (scalar) loads, -inf and large inputs, and the op with
 // autograd. Outputs are filled with NaN first so an element left unwritten cannot pass.
-// The launchers run on the default stream here; buffers made through ember (whose stream may
-// differ) are synchronised before and after.
+// The launchers run on ember's stream (cuda_rt::stream(): they assert it, the one-stream
+// invariant of core/cuda/cuda_context.cuh); the blocking cudaMemcpy in and out of the buffers is
+// fenced by cudaDeviceSynchronize on both sides.
 #include <catch2/catch.hpp>
 
 #include <cuda_runtime_api.h>
@@ -11,6 +12,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/cuda/cuda_context.cuh"
 #include "kernels/cuda/softmax.cuh"
 #include "kernels/kernels.h"
 #include "tests/harness.h"
@@ -70,14 +72,14 @@ void check_variant(SoftmaxVariant v, int64_t rows, int64_t cols, int shift, uint
   Tensor y = Tensor::empty(x.shape());
   cpu::softmax_forward(x, y);
   DeviceArray dx_in(x.to_vector(), shift), dy_out(std::vector<float>(rows * cols, kNaN), shift);
-  kcuda::softmax_forward_launch(dx_in.p, dy_out.p, rows, cols, v, 0);
+  kcuda::softmax_forward_launch(dx_in.p, dy_out.p, rows, cols, v, cuda_rt::stream());
   CHECK(rel(dy_out.host(), y) < 1e-5);
 
   Tensor g = test::random_tensor(Shape{rows, cols}, seed + 1);
   Tensor dx = Tensor::empty(x.shape());
   cpu::softmax_backward(y, g, dx);
   DeviceArray d_y(y.to_vector(), shift), d_g(g.to_vector(), shift), d_dx(std::vector<float>(rows * cols, kNaN), shift);
-  kcuda::softmax_backward_launch(d_y.p, d_g.p, d_dx.p, rows, cols, v, 0);
+  kcuda::softmax_backward_launch(d_y.p, d_g.p, d_dx.p, rows, cols, v, cuda_rt::stream());
   if (cols == 1) {
     for (float e : d_dx.host()) CHECK(e == 0.0f);  // exactly 0 (the reference's norm is 0)
   } else {
@@ -109,8 +111,20 @@ TEST_CASE("softmax: every CUDA variant matches the CPU on misaligned data (scala
 
 TEST_CASE("softmax: a variant refuses rows longer than it can hold", "[softmax][cuda]") {
   Tensor buf = Tensor::zeros(Shape{2048}, Device::CUDA);
-  CHECK_THROWS_WITH(kcuda::softmax_forward_launch(buf.data(), buf.data(), 1, 1025, SoftmaxVariant::WarpRegisters, 0),
-                    Catch::Contains("takes rows up to 1024"));
+  CHECK_THROWS_WITH(
+      kcuda::softmax_forward_launch(buf.data(), buf.data(), 1, 1025, SoftmaxVariant::WarpRegisters, cuda_rt::stream()),
+      Catch::Contains("takes rows up to 1024"));
+}
+
+// The one-stream invariant (core/cuda/cuda_context.cuh) is asserted, not assumed: a launcher given
+// any stream but the context's refuses before launching anything.
+TEST_CASE("softmax: a launcher refuses a stream other than ember's", "[softmax][cuda]") {
+  Tensor buf = Tensor::zeros(Shape{64}, Device::CUDA);
+  CHECK_THROWS_WITH(kcuda::softmax_forward_launch(buf.data(), buf.data(), 2, 32, SoftmaxVariant::Auto, nullptr),
+                    Catch::Contains("softmax_forward_launch") && Catch::Contains("context's stream"));
+  CHECK_THROWS_WITH(kcuda::softmax_backward_launch(buf.data(), buf.data(), buf.data(), 2, 32, SoftmaxVariant::Auto,
+                                                   nullptr),
+                    Catch::Contains("softmax_backward_launch"));
 }
 
 TEST_CASE("softmax: CUDA -inf and large inputs match the CPU in every variant", "[softmax][cuda]") {
@@ -129,7 +143,7 @@ TEST_CASE("softmax: CUDA -inf and large inputs match the CPU in every variant", 
       if (kcuda::softmax_max_cols(v, false) >= 0 && cols > kcuda::softmax_max_cols(v, false)) continue;
       CAPTURE(cols, kcuda::softmax_variant_name(v));
       DeviceArray dx(x, 0), dy(std::vector<float>(x.size(), 0.5f), 0);
-      kcuda::softmax_forward_launch(dx.p, dy.p, rows, cols, v, 0);
+      kcuda::softmax_forward_launch(dx.p, dy.p, rows, cols, v, cuda_rt::stream());
       std::vector<float> yg = dy.host();
       double num = 0, den = 0;
       bool nan_where_expected = true;

@@ -2,8 +2,9 @@
 // steps in a row, so the kernels' atomic tickets must be reset), eval-mode sigma, w / sigma and
 // the backward, for dims 0 and 1, 16-byte and scalar loads, skinny and wide matrices; the
 // unfused PyTorch-sequence baseline; and the op with autograd. Outputs start as NaN.
-// The launchers run on the default stream here; buffers made through ember (whose stream may
-// differ) are synchronised before and after.
+// The launchers run on ember's stream (cuda_rt::stream(): they assert it, the one-stream
+// invariant of core/cuda/cuda_context.cuh); the blocking cudaMemcpy in and out of the buffers is
+// fenced by cudaDeviceSynchronize on both sides.
 #include <catch2/catch.hpp>
 
 #include <cublas_v2.h>
@@ -13,6 +14,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/cuda/cuda_context.cuh"
 #include "kernels/cuda/spectral_norm.cuh"
 #include "kernels/kernels.h"
 #include "kernels/spectral_norm_layout.h"
@@ -94,7 +96,7 @@ TEST_CASE("spectral_norm: fused CUDA kernels match the CPU over dims, shapes and
       for (int step = 0; step < 3; ++step) {
         CAPTURE(step);
         cpu::spectral_norm_power_iteration(w, k.dim, 1e-12f, u, v, sigma);
-        kcuda::sn_power_iteration_launch(dw.p, d, 1e-12f, du.p, dv.p, ds.p, ws.data(), 0);
+        kcuda::sn_power_iteration_launch(dw.p, d, 1e-12f, du.p, dv.p, ds.p, ws.data(), cuda_rt::stream());
         CHECK(test::rel_err(du.host(u.shape()), u) < 1e-5);
         CHECK(test::rel_err(dv.host(v.shape()), v) < 1e-5);
         CHECK(rel_scalar(ds.host(Shape{1}).item(), sigma.item()) < 1e-5);
@@ -104,7 +106,7 @@ TEST_CASE("spectral_norm: fused CUDA kernels match the CPU over dims, shapes and
       Tensor sig_eval = Tensor::zeros(Shape{1});
       cpu::spectral_norm_sigma(w, k.dim, u, v, sig_eval);
       Dev du2(u.to_vector()), dv2(v.to_vector()), ds2 = Dev::nans(1);
-      kcuda::sn_sigma_launch(dw.p, d, du2.p, dv2.p, ds2.p, ws.data(), 0);
+      kcuda::sn_sigma_launch(dw.p, d, du2.p, dv2.p, ds2.p, ws.data(), cuda_rt::stream());
       CHECK(rel_scalar(ds2.host(Shape{1}).item(), sig_eval.item()) < 1e-5);
       CHECK(test::rel_err(du2.host(u.shape()), u) == 0.0);  // eval leaves u and v alone
       CHECK(test::rel_err(dv2.host(v.shape()), v) == 0.0);
@@ -113,7 +115,7 @@ TEST_CASE("spectral_norm: fused CUDA kernels match the CPU over dims, shapes and
       Tensor w_sn = Tensor::empty(k.shape);
       cpu::spectral_norm_scale(w, sigma, w_sn);
       Dev dsig(sigma.to_vector()), dout = Dev::nans(w.numel(), shift);
-      kcuda::sn_scale_launch(dw.p, dsig.p, dout.p, w.numel(), 0);
+      kcuda::sn_scale_launch(dw.p, dsig.p, dout.p, w.numel(), cuda_rt::stream());
       CHECK(test::rel_err(dout.host(k.shape), w_sn) < 1e-6);
 
       // Backward, twice (tickets again).
@@ -122,13 +124,14 @@ TEST_CASE("spectral_norm: fused CUDA kernels match the CPU over dims, shapes and
       Dev dg(g.to_vector(), shift), du3(u.to_vector()), dv3(v.to_vector());
       for (int rep = 0; rep < 2; ++rep) {
         Dev dgrad = Dev::nans(w.numel(), shift);
-        kcuda::sn_backward_launch(dw.p, d, du3.p, dv3.p, dsig.p, dg.p, dgrad.p, ws.data(), 0);
+        kcuda::sn_backward_launch(dw.p, d, du3.p, dv3.p, dsig.p, dg.p, dgrad.p, ws.data(), cuda_rt::stream());
         CHECK(test::rel_err(dgrad.host(k.shape), grad) < 1e-5);
       }
     }
 }
 
-TEST_CASE("spectral_norm: the unfused PyTorch-sequence baseline matches the CPU", "[spectral_norm][cuda]") {
+TEST_CASE("spectral_norm: the unfused PyTorch-sequence baseline matches the CPU",
+          "[spectral_norm][cuda][cublas][library]") {
   cublasHandle_t h = nullptr;
   REQUIRE(cublasCreate(&h) == CUBLAS_STATUS_SUCCESS);
   uint64_t seed = 500;
@@ -142,7 +145,7 @@ TEST_CASE("spectral_norm: the unfused PyTorch-sequence baseline matches the CPU"
     cpu::spectral_norm_power_iteration(w, k.dim, 1e-12f, u, v, sigma);
     Tensor w_sn = Tensor::empty(k.shape);
     cpu::spectral_norm_scale(w, sigma, w_sn);
-    kcuda::sn_unfused_forward(h, dw.p, d, 1e-12f, du.p, dv.p, ds.p, dout.p, ws.data(), 0);
+    kcuda::sn_unfused_forward(h, dw.p, d, 1e-12f, du.p, dv.p, ds.p, dout.p, ws.data(), cuda_rt::stream());
     CHECK(test::rel_err(du.host(u.shape()), u) < 1e-5);
     CHECK(test::rel_err(dv.host(v.shape()), v) < 1e-5);
     CHECK(rel_scalar(ds.host(Shape{1}).item(), sigma.item()) < 1e-5);
