@@ -2,6 +2,17 @@
 
 #include <cstdlib>
 
+namespace ember {
+
+std::string without_location(const std::string& what) {
+  const auto open = what.rfind(" [");
+  if (open == std::string::npos || what.empty() || what.back() != ']') return what;
+  const auto colon = what.rfind(':');
+  return colon != std::string::npos && colon > open ? what.substr(0, open) : what;
+}
+
+}  // namespace ember
+
 namespace ember::detail {
 
 namespace {

@@ -22,6 +22,10 @@ struct InputError : Error {
   using Error::Error;
 };
 
+// An error's message without the " [file.cpp:123]" that EMBER_CHECK appends (to re-raise a
+// library error as an InputError that names the flag or file at fault).
+std::string without_location(const std::string& what);
+
 namespace detail {
 [[noreturn]] void throw_error(const std::string& what, const char* file, int line);
 [[noreturn]] void throw_input_error(const std::string& what, const char* file, int line);

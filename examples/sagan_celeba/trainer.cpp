@@ -58,8 +58,8 @@ extern "C" void on_stop_signal(int sig) {
   (void)ignored;
 }
 
-// Opens the training data (cfg is final: size, crop), validating it before anything is written.
-std::shared_ptr<data::Dataset> open_dataset(TrainConfig& cfg) {
+// Opens the training data; validates it and the batch size against it.
+std::shared_ptr<data::Dataset> open_dataset_unchecked(TrainConfig& cfg) {
   if (cfg.data.empty()) {
     auto split = std::make_shared<data::MnistSplit>(data::load_fashion_mnist(data::kFashionMnistDir, true));
     data::MnistFormat fmt;
@@ -88,6 +88,20 @@ std::shared_ptr<data::Dataset> open_dataset(TrainConfig& cfg) {
   return folder;
 }
 
+// Opens the training data (cfg is final: size, crop), validating it before anything is written.
+// A failure is the user's data: reported against --data, without the loader's source location.
+std::shared_ptr<data::Dataset> open_dataset(TrainConfig& cfg) {
+  try {
+    return open_dataset_unchecked(cfg);
+  } catch (const InputError&) {
+    throw;
+  } catch (const Error& e) {
+    EMBER_INPUT_CHECK(false, (cfg.data.empty() ? std::string("the default data (Fashion-MNIST)") : "--data " + cfg.data)
+                                 << ": " << without_location(e.what()));
+  }
+  return nullptr;
+}
+
 // The model, its width checked: a --width whose channel counts a layer cannot take (e.g. the
 // attention block needs a multiple of 8) is reported against the flag, not the layer.
 std::unique_ptr<Run> build_run(const TrainConfig& cfg, Device device) {
@@ -96,8 +110,7 @@ std::unique_ptr<Run> build_run(const TrainConfig& cfg, Device device) {
   } catch (const OutOfMemory&) {
     throw;
   } catch (const Error& e) {
-    std::string why = e.what();
-    if (auto tag = why.rfind(" ["); tag != std::string::npos && why.back() == ']') why.erase(tag);
+    const std::string why = without_location(e.what());
     EMBER_INPUT_CHECK(false, "--width " << cfg.width << " gives channel counts that --arch " << cfg.arch
                                         << " at --size " << cfg.size << " cannot use (" << why
                                         << "); try a larger --width");
