@@ -186,3 +186,17 @@ TEST_CASE("spectral_norm: ops::spectral_norm on CUDA with autograd matches the C
     }
   }
 }
+
+TEST_CASE("spectral_norm: a NaN weight gives NaN sigma, u and output on CUDA as on the CPU", "[spectral_norm][cuda][nonfinite]") {
+  std::vector<float> wv = random_tensor(Shape{64, 27}, 95).to_vector();
+  wv[100] = kNaN;
+  Tensor w = Tensor::from_vector(wv, Shape{64, 27});
+  Tensor u = random_tensor(Shape{64}, 96), v = random_tensor(Shape{27}, 97);
+  Tensor uc = u.clone(), vc = v.clone(), sc = Tensor::zeros(Shape{1});
+  Tensor ug = u.to(Device::CUDA), vg = v.to(Device::CUDA), sg = Tensor::zeros(Shape{1}, Device::CUDA);
+  Tensor oc = ops::spectral_norm(w, 0, uc, vc, sc, true), og = ops::spectral_norm(w.to(Device::CUDA), 0, ug, vg, sg, true);
+  CHECK(std::isnan(sc.item()));
+  check_same_nonfinite("sigma", sg, sc);
+  check_same_nonfinite("u", ug, uc);
+  check_same_nonfinite("output", og, oc);
+}
