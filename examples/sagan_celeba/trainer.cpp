@@ -227,7 +227,7 @@ std::string save(Run& run, const data::BatchLoader& loader, const std::string& c
       EMBER_CHECK(std::rename((path + ".tmp").c_str(), path.c_str()) == 0, "cannot rename " << path << ".tmp");
     }
   } catch (const Error& e) {
-    EMBER_INPUT_CHECK(false, "cannot write the checkpoint " << path << ": " << e.what() << "; "
+    EMBER_INPUT_CHECK(false, "cannot write the checkpoint " << path << ": " << without_location(e.what()) << "; "
                                                              << (last_checkpoint.empty() ? std::string("no earlier checkpoint")
                                                                                          : "the last good one, " + last_checkpoint + ", is intact"));
   }
