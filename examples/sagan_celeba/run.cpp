@@ -73,7 +73,8 @@ ResumePoint find_resume_point(const std::string& run_dir) {
       // Reads and validates the whole file (sizes, header, metadata): a truncated one fails here.
       return {path, parse_checkpoint_config(path)};
     } catch (const ember::Error& e) {
-      std::fprintf(stderr, "warning: skipping checkpoint '%s', which cannot be read: %s\n", path.c_str(), e.what());
+      std::fprintf(stderr, "warning: skipping checkpoint '%s', which cannot be read: %s\n", path.c_str(),
+                   ember::without_location(e.what()).c_str());
     }
   }
   EMBER_INPUT_CHECK(false, "--resume: none of the " << all.size() << " checkpoint(s) under " << dir

@@ -264,7 +264,11 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
   Run& run = *run_ptr;
   if (!resume_from.empty()) {
     models::TrainingState s = run.state("");
-    models::load_checkpoint(resume_from, s);
+    try {
+      models::load_checkpoint(resume_from, s);
+    } catch (const Error& e) {
+      EMBER_INPUT_CHECK(false, "--resume: checkpoint " << resume_from << ": " << without_location(e.what()));
+    }
     run.step = s.step;
     std::printf("resumed from %s at step %lld\n", resume_from.c_str(), static_cast<long long>(run.step));
   }

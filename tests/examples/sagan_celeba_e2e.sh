@@ -14,6 +14,8 @@
 #      checkpoint of the broken state; the first progress line comes after the first step.
 # Usage: sagan_celeba_e2e.sh PATH/TO/sagan_celeba
 set -uo pipefail
+# Many short processes on a possibly busy machine: idle OpenMP threads sleep instead of spinning.
+export OMP_WAIT_POLICY=passive
 BIN=$1
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -79,9 +81,17 @@ ls "$T/full/checkpoints" | grep -q tmp && fail "a temporary checkpoint file was 
 "$BIN" sample --checkpoint "$T/full/checkpoints/step_00000006.safetensors" --n 4 --out "$T/grid.png" \
   --save-tensor "$T/images.safetensors" --device cpu >"$T/sample.log" 2>&1 || { cat "$T/sample.log"; fail "sample"; }
 [ -s "$T/grid.png" ] && [ -s "$T/images.safetensors" ] || fail "sample wrote nothing"
-if "$BIN" sample --checkpoint "$T/nope.safetensors" --out "$T/x.png" --device cpu >/dev/null 2>&1; then
+if "$BIN" sample --checkpoint "$T/nope.safetensors" --out "$T/x.png" --device cpu >"$T/nope.log" 2>&1; then
   fail "sampling a missing checkpoint should fail"
 fi
+grep -qF "error: --checkpoint $T/nope.safetensors: no such file" "$T/nope.log" || fail "missing checkpoint: $(cat "$T/nope.log")"
+no_tags "$T/nope.log"
+head -c 1000 "$T/full/checkpoints/step_00000006.safetensors" > "$T/cut.safetensors"
+if "$BIN" sample --checkpoint "$T/cut.safetensors" --out "$T/x.png" --device cpu >"$T/cut.log" 2>&1; then
+  fail "sampling a truncated checkpoint should fail"
+fi
+grep -qF "error: --checkpoint $T/cut.safetensors: " "$T/cut.log" || fail "truncated checkpoint: $(cat "$T/cut.log")"
+no_tags "$T/cut.log"
 echo "ok: samples, attention maps, checkpoints, sample command"
 
 # 4. SIGINT
@@ -142,6 +152,9 @@ check_refused "error: --lr-d must be a finite number > 0" --lr-d -1 --steps 1
 check_refused "error: --beta2 must be in [0, 1), got 1" --beta2 1.0 --steps 1
 check_refused "error: --beta1 must be in [0, 1)" --beta1 nan --steps 1
 check_refused "error: --seed must be >= 0, got -3" --seed -3 --steps 1
+# EMBER_DEBUG=1 adds the source location for a developer.
+EMBER_DEBUG=1 "$BIN" train --out "$T/refused" --seed -3 >"$T/dbg.log" 2>&1
+grep -qE '^error: --seed must be >= 0, got -3 \[config\.cpp:[0-9]+\]$' "$T/dbg.log" || fail "EMBER_DEBUG=1: $(cat "$T/dbg.log")"
 check_refused "error: --width 0.01 gives channel counts" --width 0.01 --device cpu --steps 1
 check_refused "error: --batch 8 is larger than the data: 3 readable image(s) under $T/few (1 unreadable skipped); use --batch 3 or less" \
   --data "$T/few" --size 32 --batch 8 --workers 1 --device cpu --steps 1
