@@ -42,6 +42,14 @@ bool all_finite(const Tensor& t) {
   return true;
 }
 
+bool same_values(const Tensor& t, const std::vector<float>& want) {
+  std::vector<float> got = t.to_vector();
+  if (got.size() != want.size()) return false;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (!(got[i] == want[i] || (std::isnan(got[i]) && std::isnan(want[i])))) return false;
+  return true;
+}
+
 double gradcheck(const Fn& f, const std::vector<Tensor>& inputs, double eps, int max_coords, uint64_t seed) {
   // Projection R so that every output element matters.
   Tensor probe_out;

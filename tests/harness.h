@@ -22,6 +22,8 @@ std::vector<double> to_double(const Tensor& t);
 double rel_err(const Tensor& out, const std::vector<double>& ref);
 double rel_err(const Tensor& out, const Tensor& ref);
 bool all_finite(const Tensor& t);
+// t's values equal `want` exactly, a NaN matching a NaN (for NaN/Inf propagation tests).
+bool same_values(const Tensor& t, const std::vector<float>& want);
 
 // Checks the gradients autograd computes for `inputs` (each must require grad) against
 // central finite differences in float64 steps of `eps` on the loss sum(f(inputs) * R), R a fixed

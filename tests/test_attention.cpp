@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -227,4 +228,25 @@ TEST_CASE("attention: shape and position errors name the op and the shapes", "[a
   CHECK_THROWS_WITH(ops::attention_probs(q, k, {0, 10}), Catch::Contains("query position 10"));
   CHECK_THROWS_WITH(ops::attention_probs(q, k, {-1}), Catch::Contains("outside [0, 10)"));
   CHECK_THROWS_WITH(ops::attention_probs(q, k, {}), Catch::Contains("no query positions"));
+}
+
+TEST_CASE("attention: a NaN query spoils its output column only; a NaN key spoils every output", "[attention][nonfinite]") {
+  const int64_t B = 1, dk = 2, N = 5, M = 5, dv = 3;
+  std::vector<float> qv = test::random_tensor(Shape{B, dk, N}, 501).to_vector();
+  Tensor k = test::random_tensor(Shape{B, dk, M}, 502), v = test::random_tensor(Shape{B, dv, M}, 503);
+  qv[2] = std::nanf("");  // channel 0 of query 2
+  std::vector<float> o = ops::attention(Tensor::from_vector(qv, Shape{B, dk, N}), k, v).to_vector();  // [B, dv, N]
+  for (int64_t c = 0; c < dv; ++c)
+    for (int64_t n = 0; n < N; ++n) CHECK(std::isnan(o[c * N + n]) == (n == 2));
+  std::vector<float> kv = k.to_vector();
+  kv[M + 1] = std::numeric_limits<float>::infinity();  // +Inf in a key: inf * q of either sign, then inf - inf
+  std::vector<float> qa = test::random_tensor(Shape{B, dk, N}, 504).to_vector();
+  std::vector<float> o2 = ops::attention(Tensor::from_vector(qa, Shape{B, dk, N}), Tensor::from_vector(kv, Shape{B, dk, M}), v).to_vector();
+  // Query n's score for key 1 is +Inf when q[1, n] > 0 (softmax of a row holding +Inf: NaN, as
+  // PyTorch), -Inf otherwise (weight 0: a finite output).
+  for (int64_t c = 0; c < dv; ++c)
+    for (int64_t n = 0; n < N; ++n) CHECK(std::isnan(o2[c * N + n]) == (qa[N + n] > 0));
+  kv[M + 1] = std::nanf("");
+  for (float x : ops::attention(Tensor::from_vector(qa, Shape{B, dk, N}), Tensor::from_vector(kv, Shape{B, dk, M}), v).to_vector())
+    CHECK(std::isnan(x));
 }

@@ -1,6 +1,7 @@
 // Convolution family: the three CPU kernels against direct double-precision formulas (no
 // im2col), ops::conv2d / ops::conv_transpose2d values and gradients, and argument errors.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <limits>
 #include <sstream>
 
@@ -160,4 +161,15 @@ TEST_CASE("conv: argument errors name the op, the shapes and what was expected",
   REQUIRE_THROWS_WITH(ops::conv_transpose2d(test::random_tensor(Shape{1, 3, 1, 1}, 8),
                                             test::random_tensor(Shape{3, 4, 1, 1}, 9), Tensor(), 1, 1),
                       Catch::Contains("conv_transpose2d: output would be -1x-1"));
+}
+
+TEST_CASE("conv: a NaN input pixel spoils exactly the outputs whose window covers it", "[conv][nonfinite]") {
+  std::vector<float> v(25, 1.f);
+  v[0] = std::numeric_limits<float>::quiet_NaN();  // top-left corner of a 5x5 image
+  Tensor x = Tensor::from_vector(v, Shape{1, 1, 5, 5});
+  Tensor w = Tensor::from_vector(std::vector<float>(9, 1.f), Shape{1, 1, 3, 3}), b = Tensor::zeros(Shape{1});
+  std::vector<float> y = ops::conv2d(x, w, b, 1, 0).to_vector();  // [1, 1, 3, 3]: only (0, 0) covers it
+  REQUIRE(y.size() == 9);
+  CHECK(std::isnan(y[0]));
+  for (size_t i = 1; i < y.size(); ++i) CHECK(y[i] == 9.f);
 }

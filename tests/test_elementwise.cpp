@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <functional>
+#include <limits>
+#include <string>
 
 #include "tests/harness.h"
 
@@ -155,4 +157,42 @@ TEST_CASE("elementwise: gamma_residual", "[elementwise]") {
   }
   REQUIRE_THROWS_WITH(ops::gamma_residual(Tensor::zeros(Shape{2}), Tensor::zeros(Shape{3}), Tensor::zeros(Shape{3})),
                       Catch::Contains("one element"));
+}
+
+TEST_CASE("elementwise: NaN and +-Inf propagate as in PyTorch, forward and backward", "[elementwise][nonfinite]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> in = {nan, inf, -inf, 2.f, -2.f};
+  const std::vector<float> dy = {1.f, 2.f, 3.f, 4.f, 5.f};
+  // {op, forward, d(sum(op(x) * dy))/dx}; the values torch gives for these inputs.
+  struct Case {
+    const char* name;
+    std::function<Tensor(const Tensor&)> op;
+    std::vector<float> y, dx;
+  };
+  const std::vector<Case> cases = {
+      {"relu", ops::relu, {nan, inf, 0.f, 2.f, 0.f}, {1.f, 2.f, 0.f, 4.f, 0.f}},
+      {"leaky_relu", [](const Tensor& x) { return ops::leaky_relu(x, 0.5f); }, {nan, inf, -inf, 2.f, -1.f},
+       {0.5f, 2.f, 1.5f, 4.f, 2.5f}},
+      {"tanh", ops::tanh, {nan, 1.f, -1.f, std::tanh(2.f), std::tanh(-2.f)}, {}},
+      {"sigmoid", ops::sigmoid, {nan, 1.f, 0.f, 1.f / (1.f + std::exp(-2.f)), 1.f / (1.f + std::exp(2.f))}, {}},
+      {"scale", [](const Tensor& x) { return ops::scale(x, -2.f); }, {nan, -inf, inf, -4.f, 4.f},
+       {-2.f, -4.f, -6.f, -8.f, -10.f}},
+      {"add_scalar", [](const Tensor& x) { return ops::add_scalar(x, 1.f); }, {nan, inf, -inf, 3.f, -1.f}, dy},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    Tensor x = Tensor::from_vector(in, Shape{5});
+    x.requires_grad_();
+    Tensor y = c.op(x);
+    CHECK(test::same_values(y, c.y));
+    y.backward(Tensor::from_vector(dy, Shape{5}));
+    std::vector<float> g = x.grad().to_vector();
+    if (!c.dx.empty()) CHECK(test::same_values(x.grad(), c.dx));
+    CHECK(std::isnan(g[0]) == (std::string(c.name) == "tanh" || std::string(c.name) == "sigmoid"));
+  }
+  // Binary ops: a NaN in either operand, inf - inf and 0 * inf give NaN.
+  Tensor a = Tensor::from_vector({nan, 1.f, inf, 0.f}, Shape{4}), b = Tensor::from_vector({1.f, nan, inf, inf}, Shape{4});
+  CHECK(test::same_values(ops::add(a, b), {nan, nan, inf, inf}));
+  CHECK(test::same_values(ops::sub(a, b), {nan, nan, nan, -inf}));
+  CHECK(test::same_values(ops::mul(a, b), {nan, nan, inf, nan}));
 }

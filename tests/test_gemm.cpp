@@ -185,3 +185,14 @@ TEST_CASE("gemm: argument errors name the op and the shapes", "[gemm][errors]") 
   REQUIRE_THROWS_WITH(ops::linear(a, test::random_tensor(Shape{2, 4}, 6), test::random_tensor(Shape{3}, 7)),
                       Catch::Contains("linear: bias [3]"));
 }
+
+TEST_CASE("gemm: NaN and Inf in an operand reach the outputs they touch (0 * Inf is NaN)", "[gemm][nonfinite]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  // a [2, 2] x b [2, 2]: a NaN in row 0 of a spoils row 0 of the product; an Inf in b times a
+  // zero of a gives NaN, times a non-zero Inf.
+  Tensor a = Tensor::from_vector({nan, 1.f, 0.f, 2.f}, Shape{2, 2});
+  Tensor b = Tensor::from_vector({inf, 1.f, 1.f, 1.f}, Shape{2, 2});
+  CHECK(test::same_values(ops::matmul(a, b), {nan, nan, nan, 2.f}));
+  Tensor c = Tensor::from_vector({1.f, 0.f, 0.f, 1.f}, Shape{2, 2});  // identity: 0 * inf still is NaN
+  CHECK(test::same_values(ops::matmul(c, b), {inf, 1.f, nan, 1.f}));
+}

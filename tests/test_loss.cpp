@@ -3,6 +3,7 @@
 // the argument and label errors.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <limits>
 
 #include "tests/harness.h"
 
@@ -180,4 +181,32 @@ TEST_CASE("loss: shape and argument errors", "[loss][errors]") {
   REQUIRE_THROWS_WITH(ops::hinge_loss(z, 0.5f), Catch::Contains("sign"));
   Tensor t = test::random_param(Shape{4, 5}, 62, 0.f, 1.f);
   REQUIRE_THROWS_WITH(ops::bce_with_logits(z, t), Catch::Contains("target requires grad"));
+}
+
+TEST_CASE("loss: NaN and +-Inf propagate as in PyTorch (hinge, BCE, cross-entropy)", "[loss][nonfinite]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  // hinge = mean(relu(1 - sign*x)): a NaN logit makes the loss NaN, and its gradient passes
+  // (relu's backward at a NaN), -sign/n like an active element's.
+  for (float sign : {1.f, -1.f}) {
+    CAPTURE(sign);
+    Tensor x = Tensor::from_vector({nan, 0.f, 5.f * sign}, Shape{3});
+    x.requires_grad_();
+    Tensor loss = ops::hinge_loss(x, sign);
+    CHECK(std::isnan(loss.item()));
+    loss.backward();
+    CHECK(test::same_values(x.grad(), {-sign / 3, -sign / 3, 0.f}));
+    // An infinite logit on the far side of the margin gives 0, on the near side +Inf.
+    CHECK(ops::hinge_loss(Tensor::from_vector({inf * sign, 0.f}, Shape{2}), sign).item() == 0.5f);
+    CHECK(ops::hinge_loss(Tensor::from_vector({-inf * sign, 0.f}, Shape{2}), sign).item() == inf);
+  }
+  // BCE with logits: NaN logit or NaN target -> NaN loss.
+  Tensor t = Tensor::from_vector({1.f, 0.f}, Shape{2});
+  CHECK(std::isnan(ops::bce_with_logits(Tensor::from_vector({nan, 1.f}, Shape{2}), t).item()));
+  CHECK(std::isnan(ops::bce_with_logits(Tensor::from_vector({1.f, 1.f}, Shape{2}), Tensor::from_vector({nan, 0.f}, Shape{2})).item()));
+  // Cross-entropy: a NaN logit anywhere in a row (not only the largest or the label's) -> NaN;
+  // +Inf -> NaN (inf - inf in logsumexp), as torch.nn.functional.cross_entropy.
+  Tensor labels = Tensor::from_vector({0.f, 1.f}, Shape{2});
+  CHECK(std::isnan(ops::cross_entropy(Tensor::from_vector({3.f, 1.f, 2.f, nan}, Shape{2, 2}), labels).item()));
+  CHECK(std::isnan(ops::cross_entropy(Tensor::from_vector({nan, 1.f, 2.f, 0.f}, Shape{2, 2}), labels).item()));
+  CHECK(std::isnan(ops::cross_entropy(Tensor::from_vector({inf, 1.f, 2.f, 0.f}, Shape{2, 2}), labels).item()));
 }

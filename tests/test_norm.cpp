@@ -208,3 +208,23 @@ TEST_CASE("norm: argument errors name the op, the shapes and what was expected",
   Tensor rm_param = test::random_param(Shape{3}, 4);
   REQUIRE_THROWS_WITH(ops::batch_norm(x, none, none, rm_param, rv, true), Catch::Contains("must not require grad"));
 }
+
+TEST_CASE("norm: a NaN or Inf in one channel makes that channel NaN, not the others", "[norm][nonfinite]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (float bad : {nan, inf}) {
+    CAPTURE(bad);
+    std::vector<float> v = test::random_tensor(Shape{2, 3, 2, 2}, 77).to_vector();
+    v[4] = bad;  // sample 0, channel 1
+    Tensor x = Tensor::from_vector(v, Shape{2, 3, 2, 2});
+    Tensor gamma = Tensor::from_vector({1.f, 1.f, 1.f}, Shape{3}), beta = Tensor::zeros(Shape{3});
+    Tensor rm = Tensor::zeros(Shape{3}), rv = Tensor::from_vector({1.f, 1.f, 1.f}, Shape{3});
+    std::vector<float> y = ops::batch_norm(x, gamma, beta, rm, rv, true).to_vector();
+    for (int n = 0; n < 2; ++n)
+      for (int c = 0; c < 3; ++c)
+        for (int i = 0; i < 4; ++i) CHECK(std::isnan(y[(n * 3 + c) * 4 + i]) == (c == 1));
+    // The running mean of channel 1 takes the NaN / Inf (PyTorch does the same); 0 and 2 stay finite.
+    std::vector<float> m = rm.to_vector();
+    CHECK(!std::isfinite(m[1]));
+    CHECK((std::isfinite(m[0]) && std::isfinite(m[2])));
+  }
+}

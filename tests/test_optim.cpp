@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 
 #include "layers/linear.h"
 #include "layers/optim.h"
@@ -161,4 +162,23 @@ TEST_CASE("optim: EMA of weights averages parameters and copies buffers", "[opti
   }
   Linear other(4, 3, gen);
   REQUIRE_THROWS_WITH(EMA(model, other, 0.9f), Catch::Contains("load_state_dict"));
+}
+
+TEST_CASE("optim: a NaN or Inf gradient reaches the parameter (Adam, as torch.optim.Adam)", "[optim][nonfinite]") {
+  // Nothing is skipped or clipped: the training loop's NaN guard must see the damage.
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    CAPTURE(bad);
+    StateDict params = make_params(5);
+    set_grads(params, 9);
+    std::vector<float> g = params[1].second.grad().to_vector();
+    g[3] = bad;
+    params[1].second.set_grad(Tensor::from_vector(g, params[1].second.shape()));
+    Adam adam(params);
+    adam.step();
+    std::vector<float> p = params[1].second.to_vector();
+    CHECK(std::isnan(p[3]));  // m / sqrt(v) = inf / inf or nan
+    for (size_t i = 0; i < p.size(); ++i)
+      if (i != 3) CHECK(std::isfinite(p[i]));
+    CHECK(test::all_finite(params[0].second));
+  }
 }

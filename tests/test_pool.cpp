@@ -137,3 +137,24 @@ TEST_CASE("pool: argument errors name the op, the shape and what was expected", 
   REQUIRE_THROWS_WITH(ops::upsample2x(test::random_tensor(Shape{4, 4}, 1)),
                       Catch::Contains("upsample2x") && Catch::Contains("[4, 4]"));
 }
+
+TEST_CASE("pool: a NaN in a window is its maximum, as in PyTorch; Inf passes", "[pool][nonfinite]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  // Windows: NaN at tap 1 (not the first), NaN at taps 0 and 3 (the last NaN takes the gradient),
+  // +Inf, -Inf everywhere.
+  Tensor x = Tensor::from_vector({1, nan, nan, 2, 3, inf, -inf, -inf,  //
+                                  5, 0, 4, nan, 0, 1, -inf, -inf},
+                                 Shape{1, 1, 2, 8});
+  x.requires_grad_();
+  Tensor y = ops::max_pool2x2(x);
+  CHECK(test::same_values(y, {nan, nan, inf, -inf}));
+  y.backward(Tensor::from_vector({1, 2, 3, 4}, Shape{1, 1, 1, 4}));
+  CHECK(test::same_values(x.grad(), {0, 1, 0, 0, 0, 3, 4, 0,  //
+                                     0, 0, 0, 2, 0, 0, 0, 0}));
+  // Averages and upsampling: NaN and Inf spread to what they touch; inf + -inf is NaN.
+  Tensor a = Tensor::from_vector({nan, 1, inf, 1, 1, 1, -inf, 1}, Shape{1, 1, 2, 4});
+  CHECK(test::same_values(ops::avg_pool2x2(a), {nan, nan}));
+  Tensor b = Tensor::from_vector({1, 1, inf, 1, 1, 1, 1, 1}, Shape{1, 1, 2, 4});
+  CHECK(test::same_values(ops::avg_pool2x2(b), {1, inf}));
+  CHECK(test::same_values(ops::upsample2x(Tensor::from_vector({nan}, Shape{1, 1, 1, 1})), {nan, nan, nan, nan}));
+}

@@ -1,6 +1,8 @@
 // Reductions: sum and mean over all elements and over given dimensions (adjacent or not,
 // negative, keepdim), against a naive double loop over multi-indices; gradients and errors.
 #include <catch2/catch.hpp>
+#include <cmath>
+#include <limits>
 #include <set>
 
 #include "tests/harness.h"
@@ -116,4 +118,15 @@ TEST_CASE("reduce: errors", "[reduce][errors]") {
   REQUIRE_THROWS_WITH(ops::mean(x, {0, -4}), Catch::Contains("mean") && Catch::Contains("dimension -4"));
   REQUIRE_THROWS_WITH(ops::mean(Tensor::zeros(Shape{0, 3})), Catch::Contains("no elements"));
   REQUIRE_THROWS_WITH(ops::sum(Tensor()), Catch::Contains("undefined"));
+}
+
+TEST_CASE("reduce: NaN and +-Inf propagate through sums and means, as in PyTorch", "[reduce][nonfinite]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  CHECK(std::isnan(ops::sum(Tensor::from_vector({1.f, nan, 2.f}, Shape{3})).item()));
+  CHECK(std::isnan(ops::mean(Tensor::from_vector({inf, -inf}, Shape{2})).item()));
+  CHECK(ops::mean(Tensor::from_vector({inf, 1.f}, Shape{2})).item() == inf);
+  // Over a dimension: only the slices that hold the NaN / Inf are hit.
+  Tensor x = Tensor::from_vector({1.f, nan, 2.f, 3.f, -inf, 4.f}, Shape{3, 2});
+  CHECK(test::same_values(ops::sum(x, {1}), {nan, 5.f, -inf}));
+  CHECK(test::same_values(ops::sum(x, {0}), {-inf, nan}));
 }

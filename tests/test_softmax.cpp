@@ -142,3 +142,25 @@ TEST_CASE("softmax: gradcheck by finite differences", "[softmax][gradcheck]") {
     CHECK(test::gradcheck(f, {x}) < 1e-2);
   }
 }
+
+TEST_CASE("softmax: a NaN or +Inf entry makes its row NaN, other rows untouched, as in PyTorch", "[softmax][nonfinite]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const int64_t cols = 37;
+  std::vector<float> x = test::random_tensor(Shape{4, cols}, 41, -4.f, 4.f).to_vector();
+  x[5] = nan;              // row 0: a NaN in the middle
+  x[cols] = nan;           // row 1: a NaN first
+  x[2 * cols + 7] = kInf;  // row 2: +Inf (inf - inf in the shifted exponent)
+  Tensor in = with_values(x, Shape{4, cols});
+  in.requires_grad_();
+  Tensor y = ops::softmax(in);
+  std::vector<float> yv = y.to_vector();
+  for (int64_t c = 0; c < 3 * cols; ++c) CHECK(std::isnan(yv[c]));
+  std::vector<double> ref = softmax_ref(std::vector<float>(x.begin() + 3 * cols, x.end()), cols);
+  CHECK(test::rel_err(with_values(std::vector<float>(yv.begin() + 3 * cols, yv.end()), Shape{1, cols}), ref) < 1e-6);
+  // Backward: the NaN rows' gradients are NaN, the clean row's stay finite.
+  ops::sum(y).backward();
+  std::vector<float> g = in.grad().to_vector();
+  CHECK(std::isnan(g[0]));
+  CHECK(std::isnan(g[cols + 1]));
+  for (int64_t c = 3 * cols; c < 4 * cols; ++c) CHECK(std::isfinite(g[c]));
+}

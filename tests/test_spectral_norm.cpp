@@ -274,3 +274,14 @@ TEST_CASE("spectral_norm: bad arguments are reported with the shapes", "[spectra
   Tensor vec = test::random_tensor(Shape{4}, 7006);
   CHECK_THROWS_WITH(ops::spectral_norm(vec, 0, u, v, sigma, true), Catch::Contains("rank >= 2"));
 }
+
+TEST_CASE("spectral_norm: a NaN weight makes sigma and the output NaN (the eps clamp keeps it)", "[spectral_norm][nonfinite]") {
+  std::vector<float> wv = test::random_tensor(Shape{6, 4}, 4001).to_vector();
+  wv[5] = std::nanf("");
+  Tensor w = Tensor::from_vector(wv, Shape{6, 4});
+  Tensor u = random_unit(6, 4002), v = random_unit(4, 4003), sigma = Tensor::zeros(Shape{1});
+  Tensor out = ops::spectral_norm(w, 0, u, v, sigma, /*training=*/true);
+  CHECK(std::isnan(sigma.item()));
+  CHECK(std::isnan(out.to_vector()[0]));
+  CHECK(std::isnan(u.to_vector()[0]));  // u = t / max(||t||, eps): max(NaN, eps) is NaN, as clamp_min
+}

@@ -1,6 +1,12 @@
 #include "examples/sagan_celeba/config.h"
 
+#include <charconv>
+#include <cmath>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <type_traits>
+#include <vector>
 
 #include "core/error.h"
 
@@ -50,18 +56,124 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
   return c;
 }
 
+namespace {
+
+// One flag of `train` as --resume sees it: its name, whether it defines the models or the
+// optimisation (then a resumed run must keep it), how to print it and how to copy it.
+struct ResumeFlag {
+  const char* flag;
+  bool fixed;
+  std::function<std::string(const TrainConfig&)> show;
+  std::function<void(TrainConfig&, const TrainConfig&)> copy;
+};
+
+template <class T>
+ResumeFlag flag_of(const char* flag, bool fixed, T TrainConfig::*field) {
+  return {flag, fixed,
+          [field](const TrainConfig& c) {
+            std::ostringstream os;
+            if constexpr (std::is_same_v<T, float>) {
+              char buf[32];  // shortest text that reads back as the same float: "0.0004", not 0.00039999999
+              auto r = std::to_chars(buf, buf + sizeof buf, c.*field);
+              return std::string(buf, r.ptr);
+            }
+            if constexpr (std::is_same_v<T, bool>) os << (c.*field ? "on" : "off");
+            else if constexpr (std::is_same_v<T, std::string>) os << '\'' << c.*field << '\'';
+            else os << c.*field;
+            return os.str();
+          },
+          [field](TrainConfig& dst, const TrainConfig& src) { dst.*field = src.*field; }};
+}
+
+const std::vector<ResumeFlag>& resume_flags() {
+  static const std::vector<ResumeFlag> flags = {
+      flag_of("--arch", true, &TrainConfig::arch),
+      flag_of("--size", true, &TrainConfig::size),
+      flag_of("--width", true, &TrainConfig::width),
+      flag_of("--attention", true, &TrainConfig::attention),
+      flag_of("--batch", true, &TrainConfig::batch),
+      flag_of("--lr-g", true, &TrainConfig::lr_g),
+      flag_of("--lr-d", true, &TrainConfig::lr_d),
+      flag_of("--beta1", true, &TrainConfig::beta1),
+      flag_of("--beta2", true, &TrainConfig::beta2),
+      flag_of("--n-dis", true, &TrainConfig::n_dis),
+      flag_of("--seed", true, &TrainConfig::seed),
+      flag_of("--ema", true, &TrainConfig::ema),
+      flag_of("--crop", true, &TrainConfig::crop),
+      flag_of("--no-flip (random flips)", true, &TrainConfig::flip),
+      flag_of("--data", false, &TrainConfig::data),
+      flag_of("--workers", false, &TrainConfig::workers),
+      flag_of("--steps", false, &TrainConfig::steps),
+      flag_of("--sample-every", false, &TrainConfig::sample_every),
+      flag_of("--checkpoint-every", false, &TrainConfig::checkpoint_every),
+      flag_of("--log-every", false, &TrainConfig::log_every),
+      flag_of("--device", false, &TrainConfig::device),
+      flag_of("--deterministic", false, &TrainConfig::deterministic),
+  };
+  return flags;
+}
+
+}  // namespace
+
+TrainConfig merge_for_resume(const TrainConfig& ck, const TrainConfig& cl, const std::set<std::string>& given) {
+  TrainConfig c = ck;  // what the checkpoint's run was; derived fields (channels) included
+  std::ostringstream mismatches;
+  int n_mismatch = 0;
+  for (const ResumeFlag& f : resume_flags()) {
+    const std::string name = std::string(f.flag).substr(0, std::string(f.flag).find(' '));
+    if (!given.count(name)) continue;  // omitted: the checkpoint's value
+    if (!f.fixed) {
+      f.copy(c, cl);
+      continue;
+    }
+    const std::string was = f.show(ck), now = f.show(cl);
+    if (was != now) {
+      mismatches << "\n  " << f.flag << ": the checkpoint has " << was << ", the command line " << now;
+      ++n_mismatch;
+    }
+  }
+  EMBER_INPUT_CHECK(n_mismatch == 0,
+                    "--resume: " << n_mismatch << " flag(s) differ from the checkpoint's run, which they define:"
+                                 << mismatches.str()
+                                 << "\n  omit them to continue the run as it was, or start a new run in another --out");
+  c.out = cl.out;
+  c.resume = true;
+  return c;
+}
+
+void TrainConfig::check_flags(const std::set<std::string>& given) const {
+  auto finite_positive = [](float v) { return std::isfinite(v) && v > 0; };
+  EMBER_INPUT_CHECK(size == 32 || size == 64 || size == 128, "--size must be 32, 64 or 128, got " << size);
+  if (data.empty()) {
+    EMBER_INPUT_CHECK(!given.count("--size") || size == 32,
+                      "--size " << size << ": the default data (Fashion-MNIST) is 32x32 only; use --size 32, "
+                                << "or --data DIR for a folder of images at 32, 64 or 128");
+    EMBER_INPUT_CHECK(!given.count("--crop"), "--crop applies to a --data folder only, not to Fashion-MNIST");
+  }
+  EMBER_INPUT_CHECK(crop >= 0, "--crop must be >= 0 (0 = the default for --size), got " << crop);
+  EMBER_INPUT_CHECK(arch == "sagan" || arch == "sagan-resnet" || arch == "dcgan",
+                    "--arch must be sagan, sagan-resnet or dcgan, got '" << arch << "'");
+  EMBER_INPUT_CHECK(attention == "article" || attention == "official",
+                    "--attention must be article or official, got '" << attention << "'");
+  EMBER_INPUT_CHECK(batch >= 1, "--batch must be >= 1, got " << batch);
+  EMBER_INPUT_CHECK(steps >= 1, "--steps must be >= 1, got " << steps);
+  EMBER_INPUT_CHECK(n_dis >= 1, "--n-dis must be >= 1, got " << n_dis);
+  EMBER_INPUT_CHECK(finite_positive(lr_g), "--lr-g must be a finite number > 0, got " << lr_g);
+  EMBER_INPUT_CHECK(finite_positive(lr_d), "--lr-d must be a finite number > 0, got " << lr_d);
+  // beta = 1 divides by 1 - beta^t = 0 in Adam's bias correction.
+  EMBER_INPUT_CHECK(beta1 >= 0 && beta1 < 1, "--beta1 must be in [0, 1), got " << beta1);
+  EMBER_INPUT_CHECK(beta2 >= 0 && beta2 < 1, "--beta2 must be in [0, 1), got " << beta2);
+  EMBER_INPUT_CHECK(width == 0 || finite_positive(width), "--width must be a finite number > 0, got " << width);
+  EMBER_INPUT_CHECK(ema >= 0 && ema < 1, "--ema must be in [0, 1), got " << ema);
+  EMBER_INPUT_CHECK(seed >= 0, "--seed must be >= 0, got " << seed);
+  EMBER_INPUT_CHECK(workers >= 1, "--workers must be >= 1, got " << workers);
+  EMBER_INPUT_CHECK(device == "auto" || device == "cpu" || device == "cuda",
+                    "--device must be cuda, cpu or auto, got '" << device << "'");
+}
+
 void TrainConfig::finalize() {
-  EMBER_CHECK(size == 32 || size == 64 || size == 128, "--size must be 32, 64 or 128, got " << size);
-  EMBER_CHECK(arch == "sagan" || arch == "sagan-resnet" || arch == "dcgan",
-              "--arch must be sagan, sagan-resnet or dcgan, got '" << arch << "'");
-  EMBER_CHECK(attention == "article" || attention == "official",
-              "--attention must be article or official, got '" << attention << "'");
-  EMBER_CHECK(batch >= 1, "--batch must be >= 1, got " << batch);
-  EMBER_CHECK(steps >= 1, "--steps must be >= 1, got " << steps);
-  EMBER_CHECK(n_dis >= 1, "--n-dis must be >= 1, got " << n_dis);
-  EMBER_CHECK(lr_g > 0 && lr_d > 0, "learning rates must be positive");
-  EMBER_CHECK(width > 0, "--width must be positive, got " << width);
-  EMBER_CHECK(ema >= 0 && ema < 1, "--ema must be in [0, 1), got " << ema);
+  check_flags({});
+  EMBER_INPUT_CHECK(width > 0, "--width must be a finite number > 0, got " << width);
   if (crop == 0) crop = size == 128 ? 178 : size == 64 ? 160 : 0;  // 0 at 32: largest centred square
   if (sample_every <= 0) sample_every = steps;
   if (checkpoint_every <= 0) checkpoint_every = steps;

@@ -2,6 +2,7 @@
 // checkpoint so that `--resume` and `sample` rebuild exactly the same models.
 #pragma once
 #include <cstdint>
+#include <set>
 #include <string>
 
 namespace sagan_example {
@@ -19,7 +20,7 @@ struct TrainConfig {
   float beta1 = 0.0f, beta2 = 0.9f;
   int n_dis = 1;               // D steps per G step
   std::string device = "auto";
-  uint64_t seed = 1;
+  int64_t seed = 1;            // >= 0 (signed so that a negative value is caught, not wrapped)
   int64_t sample_every = 100;
   int64_t checkpoint_every = 500;
   int64_t log_every = 10;
@@ -33,8 +34,21 @@ struct TrainConfig {
 
   std::string to_json() const;
   static TrainConfig from_json(const std::string& json);
+  // Range checks of every flag on its own, before anything is read or written; errors name
+  // the flag. `given` holds the flags on the command line ("--size"): a --size or --crop
+  // given with the default data (Fashion-MNIST, 32x32 only) is an error, not silently replaced.
+  void check_flags(const std::set<std::string>& given) const;
   // Fills defaults that depend on other fields (crop for the size, channels) and checks ranges.
   void finalize();
 };
+
+// --resume: the configuration to continue with. Flags that define the models or the
+// optimisation (arch, size, width, attention, batch, learning rates, betas, n_dis, seed, ema,
+// crop, flip) take the checkpoint's value when omitted and must equal it when given: each
+// difference is an error naming the flag and both values. The others (data, workers,
+// intervals, steps, device, deterministic) take the command line's value when given, else the
+// checkpoint's. The run folder is always the command line's --out.
+TrainConfig merge_for_resume(const TrainConfig& checkpoint, const TrainConfig& command_line,
+                             const std::set<std::string>& given);
 
 }  // namespace sagan_example

@@ -2,6 +2,8 @@
 // images such as CelebA, or by default on Fashion-MNIST; draw samples; export PNGs for FID.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <set>
+#include <string>
 
 #include "core/error.h"
 #include "examples/sagan_celeba/trainer.h"
@@ -21,7 +23,7 @@ int main(int argc, char** argv) {
   train->add_option("--attention", cfg.attention, "Attention block: article | official")->capture_default_str();
   train->add_option("--width", cfg.width, "Channel multiplier (default 1; 0.25 for Fashion-MNIST on CPU)");
   train->add_option("--batch", cfg.batch, "Batch size")->capture_default_str();
-  CLI::Option* steps = train->add_option("--steps", cfg.steps, "Generator steps in all")->capture_default_str();
+  train->add_option("--steps", cfg.steps, "Generator steps in all")->capture_default_str();
   train->add_option("--lr-g", cfg.lr_g, "Generator learning rate (TTUR)")->capture_default_str();
   train->add_option("--lr-d", cfg.lr_d, "Discriminator learning rate (TTUR)")->capture_default_str();
   train->add_option("--beta1", cfg.beta1, "Adam beta1")->capture_default_str();
@@ -62,11 +64,19 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
-    if (*train) return run_train(cfg, steps->count() > 0);
+    if (*train) {
+      std::set<std::string> given;  // flags on the command line, told apart from defaults
+      for (const CLI::Option* o : train->get_options())
+        if (o->count() > 0) given.insert(o->get_name());
+      return run_train(cfg, given);
+    }
     if (*sample) return run_sample(so);
     if (*exp) return run_export(eo);
+  } catch (const ember::InputError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());  // names the flag or file: no source location
+    return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "error: %s\n", e.what());  // internal: keeps its [file:line]
     return 1;
   }
   return 0;

@@ -1,24 +1,53 @@
 #include "examples/sagan_celeba/metrics.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/error.h"
 
 namespace sagan_example {
 
-MetricsLog::MetricsLog(const std::string& path, const std::vector<std::string>& gamma_names,
-                       const std::vector<std::string>& sigma_names, bool append) {
-  std::ifstream probe(path);
-  bool has_header = append && probe.good() && probe.peek() != std::ifstream::traits_type::eof();
-  probe.close();
-  out_.open(path, append ? std::ios::app : std::ios::trunc);
-  EMBER_CHECK(out_.good(), "cannot open metrics file " << path << " for writing");
-  if (!has_header) {
-    out_ << "step,loss_d,loss_g,d_real,d_fake,images_per_s,mem_in_use_mb,mem_peak_mb";
-    for (const auto& n : gamma_names) out_ << ",gamma:" << n;
-    for (const auto& n : sigma_names) out_ << ",sigma:" << n;
-    out_ << "\n";
+namespace {
+// The complete lines ("...\n") of path: the header, then the rows of steps <= step.
+std::string lines_up_to(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  std::string kept, line;
+  bool header = true;
+  while (std::getline(in, line)) {
+    if (in.eof()) break;  // no '\n': cut short by a killed run
+    if (!header) {
+      char* end = nullptr;
+      long long s = std::strtoll(line.c_str(), &end, 10);
+      if (end == line.c_str() || *end != ',' || s > step) continue;
+    }
+    header = false;
+    kept += line + "\n";
   }
+  return kept;
+}
+}  // namespace
+
+MetricsLog::MetricsLog(const std::string& path, const std::vector<std::string>& gamma_names,
+                       const std::vector<std::string>& sigma_names, int64_t resume_step) {
+  std::string head;
+  if (resume_step >= 0) head = lines_up_to(path, resume_step);
+  if (head.empty()) {
+    head = "step,loss_d,loss_g,d_real,d_fake,images_per_s,mem_in_use_mb,mem_peak_mb";
+    for (const auto& n : gamma_names) head += ",gamma:" + n;
+    for (const auto& n : sigma_names) head += ",sigma:" + n;
+    head += "\n";
+  }
+  // Rewritten through a temporary and a rename: a run killed here keeps the old file whole.
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream t(tmp, std::ios::trunc);
+    t << head;
+    t.flush();
+    EMBER_INPUT_CHECK(t.good(), "cannot write the metrics file " << tmp);
+  }
+  EMBER_INPUT_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot replace the metrics file " << path);
+  out_.open(path, std::ios::app);
+  EMBER_INPUT_CHECK(out_.good(), "cannot open the metrics file " << path << " for writing");
 }
 
 void MetricsLog::write(const StepMetrics& m) {

@@ -20,9 +20,11 @@ struct StepMetrics {
 
 class MetricsLog {
  public:
-  // Opens (appending when resuming) path; the header names the gamma and sigma columns.
+  // Opens path; the header names the gamma and sigma columns. resume_step >= 0 (resuming from
+  // that step): keeps the header and the lines up to that step, drops the later ones (the
+  // resumed run logs those steps again) and any line cut short by a killed run, then appends.
   MetricsLog(const std::string& path, const std::vector<std::string>& gamma_names,
-             const std::vector<std::string>& sigma_names, bool append);
+             const std::vector<std::string>& sigma_names, int64_t resume_step = -1);
   void write(const StepMetrics& m);
 
  private:

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <algorithm>
 
 #include "core/error.h"
 
@@ -36,22 +37,49 @@ CheckpointConfig parse_checkpoint_config(const std::string& path) {
   return c;
 }
 
-std::string newest_checkpoint(const std::string& run_dir) {
+std::vector<std::string> checkpoints_newest_first(const std::string& run_dir) {
   fs::path dir = fs::path(run_dir) / "checkpoints";
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return "";
-  static const std::regex re("step_(\\d+)\\.safetensors");
-  int64_t best = -1;
-  std::string best_path;
+  if (!fs::is_directory(dir, ec)) return {};
+  // Exactly step_<digits>.safetensors: a writer's step_*.safetensors.tmp never matches.
+  static const std::regex re("step_(\\d{1,18})\\.safetensors");
+  std::vector<std::pair<int64_t, std::string>> found;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::smatch m;
     std::string name = e.path().filename().string();
-    if (std::regex_match(name, m, re) && std::stoll(m[1]) > best) {
-      best = std::stoll(m[1]);
-      best_path = e.path().string();
+    if (std::regex_match(name, m, re)) found.emplace_back(std::stoll(m[1]), e.path().string());
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<std::string> paths;
+  for (auto& f : found) paths.push_back(std::move(f.second));
+  return paths;
+}
+
+std::string newest_checkpoint(const std::string& run_dir) {
+  std::vector<std::string> all = checkpoints_newest_first(run_dir);
+  return all.empty() ? std::string() : all.front();
+}
+
+ResumePoint find_resume_point(const std::string& run_dir) {
+  const std::string dir = run_dir + "/checkpoints";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().extension() == ".tmp")
+      std::fprintf(stderr, "warning: ignoring '%s': an unfinished checkpoint write\n", e.path().string().c_str());
+  std::vector<std::string> all = checkpoints_newest_first(run_dir);
+  EMBER_INPUT_CHECK(!all.empty(), "--resume: no checkpoint under " << dir << " (step_*.safetensors)");
+  for (const std::string& path : all) {
+    try {
+      // Reads and validates the whole file (sizes, header, metadata): a truncated one fails here.
+      return {path, parse_checkpoint_config(path)};
+    } catch (const ember::Error& e) {
+      std::fprintf(stderr, "warning: skipping checkpoint '%s', which cannot be read: %s\n", path.c_str(),
+                   ember::without_location(e.what()).c_str());
     }
   }
-  return best_path;
+  EMBER_INPUT_CHECK(false, "--resume: none of the " << all.size() << " checkpoint(s) under " << dir
+                                                    << " can be read (see the warnings above)");
+  return {};
 }
 
 }  // namespace sagan_example

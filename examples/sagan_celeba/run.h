@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/rng.h"
 #include "examples/sagan_celeba/config.h"
@@ -25,6 +26,18 @@ struct CheckpointConfig {
 };
 CheckpointConfig parse_checkpoint_config(const std::string& path);
 
+// RUN_DIR/checkpoints/step_<N>.safetensors, largest N first (*.tmp files are never listed).
+std::vector<std::string> checkpoints_newest_first(const std::string& run_dir);
+
+// Where --resume continues: the newest checkpoint that reads and validates whole. Unreadable
+// (truncated, corrupt) ones are skipped with a warning naming them, as are *.tmp leftovers of
+// an interrupted write; an error when no checkpoint is usable.
+struct ResumePoint {
+  std::string path;
+  CheckpointConfig config;
+};
+ResumePoint find_resume_point(const std::string& run_dir);
+
 // Everything one run holds: models, optimisers, the noise generator.
 struct Run {
   TrainConfig cfg;
@@ -36,7 +49,8 @@ struct Run {
   std::unique_ptr<ember::EMA> ema;
   int64_t step = 0;
 
-  explicit Run(const TrainConfig& c, ember::Device d) : cfg(c), device(d), init_gen(c.seed), rng(c.seed + 1) {
+  explicit Run(const TrainConfig& c, ember::Device d) : cfg(c), device(d), init_gen(static_cast<uint64_t>(c.seed)),
+        rng(static_cast<uint64_t>(c.seed) + 1) {
     gan = build_gan(cfg, init_gen, device);
     ember::AdamOptions og, od;
     og.lr = cfg.lr_g, od.lr = cfg.lr_d;
@@ -45,7 +59,7 @@ struct Run {
     opt_G = std::make_unique<ember::Adam>(gan.G->named_parameters(), og);
     opt_D = std::make_unique<ember::Adam>(gan.D->named_parameters(), od);
     if (cfg.ema > 0) {
-      ember::Generator throwaway(cfg.seed);
+      ember::Generator throwaway(static_cast<uint64_t>(cfg.seed));
       G_ema = build_gan(cfg, throwaway, device).G;
       ema = std::make_unique<ember::EMA>(*gan.G, *G_ema, cfg.ema);
     }

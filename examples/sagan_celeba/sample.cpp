@@ -16,31 +16,41 @@ namespace sagan_example {
 
 namespace {
 // Rebuilds the run a checkpoint came from and loads it (G, D, optimisers: validated whole).
+// A checkpoint that cannot be read is the user's file: reported against --checkpoint.
 std::unique_ptr<Run> load_run(const std::string& checkpoint, const std::string& device_name) {
-  EMBER_CHECK(fs::is_regular_file(checkpoint), "checkpoint '" << checkpoint << "' does not exist");
+  EMBER_INPUT_CHECK(fs::is_regular_file(checkpoint), "--checkpoint " << checkpoint << ": no such file");
+  EMBER_INPUT_CHECK(device_name == "auto" || device_name == "cpu" || device_name == "cuda",
+                    "--device must be cuda, cpu or auto, got '" << device_name << "'");
   Device device = parse_device(device_name);
-  CheckpointConfig cc = parse_checkpoint_config(checkpoint);
-  cc.cfg.finalize();
-  auto run = std::make_unique<Run>(cc.cfg, device);
-  models::TrainingState s = run->state("");
-  models::load_checkpoint(checkpoint, s);
-  run->step = s.step;
-  run->sampler().eval();
-  return run;
+  try {
+    CheckpointConfig cc = parse_checkpoint_config(checkpoint);
+    cc.cfg.finalize();
+    auto run = std::make_unique<Run>(cc.cfg, device);
+    models::TrainingState s = run->state("");
+    models::load_checkpoint(checkpoint, s);
+    run->step = s.step;
+    run->sampler().eval();
+    return run;
+  } catch (const OutOfMemory&) {
+    throw;
+  } catch (const Error& e) {
+    EMBER_INPUT_CHECK(false, "--checkpoint " << checkpoint << ": " << without_location(e.what()));
+  }
+  return nullptr;
 }
 }  // namespace
 
 int run_sample(const SampleOptions& opt) {
-  EMBER_CHECK(opt.n >= 1, "--n must be >= 1, got " << opt.n);
+  EMBER_INPUT_CHECK(opt.n >= 1, "--n must be >= 1, got " << opt.n);
   auto run = load_run(opt.checkpoint, opt.device);
   Module& G = opt.ema ? run->sampler() : *run->gan.G;
   G.eval();
   Tensor z;
   if (!opt.z_file.empty()) {
     SafetensorsFile f = load_safetensors(opt.z_file);
-    EMBER_CHECK(f.contains("z"), "--z " << opt.z_file << ": no tensor named 'z'");
+    EMBER_INPUT_CHECK(f.contains("z"), "--z " << opt.z_file << ": no tensor named 'z'");
     z = f.get("z", run->device);
-    EMBER_CHECK(z.dim() == 2 && z.size(1) == run->gan.z_dim,
+    EMBER_INPUT_CHECK(z.dim() == 2 && z.size(1) == run->gan.z_dim,
                 "--z " << opt.z_file << ": tensor 'z' has shape " << z.shape() << ", expected [n, " << run->gan.z_dim << "]");
   } else {
     Generator gen(opt.seed);
@@ -59,8 +69,8 @@ int run_sample(const SampleOptions& opt) {
 }
 
 int run_export(const ExportOptions& opt) {
-  EMBER_CHECK(opt.n >= 1 && opt.batch >= 1, "--n and --batch must be >= 1");
-  EMBER_CHECK(!opt.out.empty(), "export: --out DIR is required");
+  EMBER_INPUT_CHECK(opt.n >= 1 && opt.batch >= 1, "--n and --batch must be >= 1, got " << opt.n << " and " << opt.batch);
+  EMBER_INPUT_CHECK(!opt.out.empty(), "export: --out DIR is required");
   auto run = load_run(opt.checkpoint, opt.device);
   fs::create_directories(opt.out);
   Generator gen(opt.seed);

@@ -3,7 +3,12 @@
 // clean stop on SIGINT/SIGTERM.
 #include "examples/sagan_celeba/trainer.h"
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <thread>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -35,16 +40,31 @@ namespace sagan_example {
 namespace {
 
 std::atomic<int> g_stop_signal{0};  // set by the signal handler only
-extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 
-// Opens the training data, validating it before anything is written.
-std::shared_ptr<data::Dataset> open_dataset(TrainConfig& cfg) {
+// First SIGINT/SIGTERM: finish the step, write a checkpoint, exit 0. Second: quit at once.
+// Only async-signal-safe calls here (write, _exit). A checkpoint being written is then left as
+// a *.tmp file (writes go to a temporary renamed into place), which --resume never reads.
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal.exchange(sig) != 0) {
+    static const char msg[] = "\nsagan_celeba: second signal, quitting now; the last complete checkpoint is kept\n";
+    ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+    ::_exit(128 + sig);
+  }
+  static const char msg[] =
+      "\nsagan_celeba: stopping after the current step and writing a checkpoint "
+      "(press Ctrl-C again to quit at once without one)\n";
+  ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)ignored;
+}
+
+// Opens the training data; validates it and the batch size against it.
+std::shared_ptr<data::Dataset> open_dataset_unchecked(TrainConfig& cfg) {
   if (cfg.data.empty()) {
     auto split = std::make_shared<data::MnistSplit>(data::load_fashion_mnist(data::kFashionMnistDir, true));
     data::MnistFormat fmt;
     fmt.size = 32;  // padded 28 -> 32
     fmt.scale = data::PixelScale::MinusOneOne;
-    cfg.size = 32;
     cfg.channels = 1;
     return std::make_shared<data::MnistDataset>(split, fmt);
   }
@@ -55,8 +75,84 @@ std::shared_ptr<data::Dataset> open_dataset(TrainConfig& cfg) {
   opt.random_flip = cfg.flip;
   cfg.channels = 3;
   auto folder = std::make_shared<data::ImageFolder>(cfg.data, opt);
-  std::printf("data: %lld images under %s\n", static_cast<long long>(folder->size()), cfg.data.c_str());
+  std::printf("data: %lld image files under %s\n", static_cast<long long>(folder->size()), cfg.data.c_str());
+  if (folder->size() < cfg.batch) {
+    // Too few for one batch: decode them all (a few files) so that the count is of readable ones.
+    std::vector<float> buf(static_cast<size_t>(folder->channels()) * folder->height() * folder->width());
+    for (int64_t i = 0; i < folder->size(); ++i) folder->load(i, 0, buf.data());
+    const int64_t readable = folder->size() - folder->skipped();
+    EMBER_INPUT_CHECK(false, "--batch " << cfg.batch << " is larger than the data: " << readable
+                                        << " readable image(s) under " << cfg.data << " (" << folder->skipped()
+                                        << " unreadable skipped); use --batch " << readable << " or less");
+  }
   return folder;
+}
+
+// Opens the training data (cfg is final: size, crop), validating it before anything is written.
+// A failure is the user's data: reported against --data, without the loader's source location.
+std::shared_ptr<data::Dataset> open_dataset(TrainConfig& cfg) {
+  try {
+    return open_dataset_unchecked(cfg);
+  } catch (const InputError&) {
+    throw;
+  } catch (const Error& e) {
+    EMBER_INPUT_CHECK(false, (cfg.data.empty() ? std::string("the default data (Fashion-MNIST)") : "--data " + cfg.data)
+                                 << ": " << without_location(e.what()));
+  }
+  return nullptr;
+}
+
+// The model, its width checked: a --width whose channel counts a layer cannot take (e.g. the
+// attention block needs a multiple of 8) is reported against the flag, not the layer.
+std::unique_ptr<Run> build_run(const TrainConfig& cfg, Device device) {
+  try {
+    return std::make_unique<Run>(cfg, device);
+  } catch (const OutOfMemory&) {
+    throw;
+  } catch (const Error& e) {
+    const std::string why = without_location(e.what());
+    EMBER_INPUT_CHECK(false, "--width " << cfg.width << " gives channel counts that --arch " << cfg.arch
+                                        << " at --size " << cfg.size << " cannot use (" << why
+                                        << "); try a larger --width");
+  }
+  return nullptr;
+}
+
+// "" when every parameter and buffer of G, D and G_ema is finite, else the first bad one's name.
+// One reduction per tensor summed on the device, one read: sum(x * 0) is 0 unless x holds a NaN
+// or an Inf (both give NaN).
+std::string first_non_finite(Run& run) {
+  NoGradGuard no_grad;
+  StateDict all;
+  for (auto& [prefix, m] : std::vector<std::pair<std::string, Module*>>{
+           {"G.", run.gan.G.get()}, {"D.", run.gan.D.get()}, {"G_ema.", run.G_ema.get()}})
+    if (m)
+      for (auto& kv : m->state_dict()) all.emplace_back(prefix + kv.first, kv.second);
+  Tensor acc;
+  for (auto& kv : all) {
+    Tensor z = ops::sum(ops::scale(kv.second, 0.0f));
+    acc = acc.defined() ? ops::add(acc, z) : z;
+  }
+  if (!acc.defined() || std::isfinite(acc.item())) return "";
+  for (auto& kv : all)
+    if (!std::isfinite(ops::sum(ops::scale(kv.second, 0.0f)).item())) return kv.first;
+  return "(a parameter)";
+}
+
+// Stops the run on a NaN/Inf: the broken state is never saved; the last checkpoint stays.
+[[noreturn]] void fail_non_finite(int64_t step, const std::string& what, const std::string& last_checkpoint) {
+  EMBER_INPUT_CHECK(false, "step " << step << ": " << what << " is not finite (NaN or Inf); training stopped "
+                                   << "without writing a checkpoint of this state. "
+                                   << (last_checkpoint.empty() ? std::string("No checkpoint was written yet.")
+                                                               : "The last good checkpoint is " + last_checkpoint + ".")
+                                   << " Lower learning rates (--lr-g, --lr-d) may help.");
+  std::abort();  // not reached
+}
+
+float finite_loss(const Tensor& loss, int64_t step, const char* what, const std::string& last_checkpoint) {
+  const float v = loss.item();
+  if (!std::isfinite(v)) fail_non_finite(step, what, last_checkpoint);
+  return v;
 }
 
 double mean_of(const Tensor& t) { return ops::mean(t).item(); }
@@ -105,40 +201,74 @@ void write_samples(Run& run, const Tensor& z_fixed, const std::string& dir) {
   G.train();
 }
 
-void save(Run& run, const data::BatchLoader& loader, const std::string& ckpt_dir) {
-  std::string path = ckpt_dir + "/" + step_name(run.step) + ".safetensors";
-  models::save_checkpoint(path, run.state(checkpoint_config(run.cfg, loader.epoch(), loader.batch_in_epoch())));
+// Seconds to pause between writing a checkpoint and moving it into place, from
+// SAGAN_CELEBA_DEBUG_SAVE_PAUSE (tests kill the run there); 0 when unset.
+double debug_save_pause() {
+  const char* v = std::getenv("SAGAN_CELEBA_DEBUG_SAVE_PAUSE");
+  return v ? std::atof(v) : 0.0;
+}
+
+// Writes RUN/checkpoints/step_N.safetensors after checking that the state is finite. Returns its path.
+std::string save(Run& run, const data::BatchLoader& loader, const std::string& ckpt_dir,
+                 const std::string& last_checkpoint) {
+  const std::string bad = first_non_finite(run);
+  if (!bad.empty()) fail_non_finite(run.step, "tensor '" + bad + "'", last_checkpoint);
+  const std::string path = ckpt_dir + "/" + step_name(run.step) + ".safetensors";
+  const models::TrainingState state = run.state(checkpoint_config(run.cfg, loader.epoch(), loader.batch_in_epoch()));
+  const double pause = debug_save_pause();
+  try {
+    if (pause <= 0) {
+      models::save_checkpoint(path, state);  // itself atomic: a .tmp renamed into place
+    } else {
+      // Test hook: the finished file waits as path.tmp (what a crash before the rename leaves).
+      models::save_checkpoint(path + ".tmp", state);
+      std::fprintf(stderr, "debug: pausing %.1f s before renaming %s.tmp\n", pause, path.c_str());
+      std::this_thread::sleep_for(std::chrono::duration<double>(pause));
+      EMBER_CHECK(std::rename((path + ".tmp").c_str(), path.c_str()) == 0, "cannot rename " << path << ".tmp");
+    }
+  } catch (const Error& e) {
+    EMBER_INPUT_CHECK(false, "cannot write the checkpoint " << path << ": " << without_location(e.what()) << "; "
+                                                             << (last_checkpoint.empty() ? std::string("no earlier checkpoint")
+                                                                                         : "the last good one, " + last_checkpoint + ", is intact"));
+  }
   std::printf("checkpoint: %s\n", path.c_str());
+  return path;
 }
 
 }  // namespace
 
-int run_train(TrainConfig cfg, bool steps_given) {
+int run_train(TrainConfig cfg, const std::set<std::string>& given) {
   // 1. Everything that can fail on bad input happens before the run folder is touched.
-  Device device = parse_device(cfg.device);
+  cfg.check_flags(given);
   int64_t start_epoch = 0, start_batch = 0;
   std::string resume_from;
   if (cfg.resume) {
-    resume_from = newest_checkpoint(cfg.out);
-    EMBER_CHECK(!resume_from.empty(), "--resume: no checkpoint under " << cfg.out << "/checkpoints");
-    CheckpointConfig cc = parse_checkpoint_config(resume_from);
-    int64_t steps = cfg.steps;
-    std::string dev = cfg.device;
-    cfg = cc.cfg;  // the run continues exactly as configured
-    if (steps_given) cfg.steps = steps;
-    cfg.device = dev;
-    cfg.resume = true;
-    start_epoch = cc.loader_epoch, start_batch = cc.loader_batch;
+    ResumePoint rp = find_resume_point(cfg.out);
+    cfg = merge_for_resume(rp.config.cfg, cfg, given);
+    cfg.check_flags({});
+    resume_from = rp.path;
+    start_epoch = rp.config.loader_epoch, start_batch = rp.config.loader_batch;
   }
-  std::shared_ptr<data::Dataset> dataset = open_dataset(cfg);
+  Device device = parse_device(cfg.device);
+  const int checkpoint_channels = cfg.channels;
+  if (cfg.data.empty()) cfg.size = 32;  // Fashion-MNIST; another explicit --size was refused above
   if (cfg.width == 0) cfg.width = (cfg.data.empty() && device == Device::CPU) ? 0.25f : 1.0f;
   cfg.finalize();
+  std::shared_ptr<data::Dataset> dataset = open_dataset(cfg);
+  EMBER_INPUT_CHECK(resume_from.empty() || cfg.channels == checkpoint_channels,
+                    "--data: the checkpoint's run trained on " << checkpoint_channels << "-channel images, this data has "
+                                                               << cfg.channels);
   if (cfg.deterministic) context().allow_tf32 = false;
 
-  Run run(cfg, device);
+  std::unique_ptr<Run> run_ptr = build_run(cfg, device);
+  Run& run = *run_ptr;
   if (!resume_from.empty()) {
     models::TrainingState s = run.state("");
-    models::load_checkpoint(resume_from, s);
+    try {
+      models::load_checkpoint(resume_from, s);
+    } catch (const Error& e) {
+      EMBER_INPUT_CHECK(false, "--resume: checkpoint " << resume_from << ": " << without_location(e.what()));
+    }
     run.step = s.step;
     std::printf("resumed from %s at step %lld\n", resume_from.c_str(), static_cast<long long>(run.step));
   }
@@ -148,24 +278,25 @@ int run_train(TrainConfig cfg, bool steps_given) {
     return 0;
   }
 
-  const std::string sample_dir = cfg.out + "/samples", ckpt_dir = cfg.out + "/checkpoints";
-  fs::create_directories(sample_dir);
-  fs::create_directories(ckpt_dir);
-
   data::LoaderOptions lo;
   lo.batch_size = cfg.batch;
-  lo.seed = cfg.seed;
+  lo.seed = static_cast<uint64_t>(cfg.seed);
   lo.threads = cfg.workers;
   lo.start_epoch = start_epoch;
   lo.start_batch = start_batch;
   data::BatchLoader loader(dataset, lo);
 
+  // 2. Now the run folder.
+  const std::string sample_dir = cfg.out + "/samples", ckpt_dir = cfg.out + "/checkpoints";
+  fs::create_directories(sample_dir);
+  fs::create_directories(ckpt_dir);
+
   std::vector<std::string> gamma_names, sigma_names;
   for (auto& a : run.gan.attention) gamma_names.push_back(a.first);
   for (auto& s : run.gan.spectral) sigma_names.push_back(s.first);
-  MetricsLog metrics(cfg.out + "/metrics.csv", gamma_names, sigma_names, cfg.resume);
+  MetricsLog metrics(cfg.out + "/metrics.csv", gamma_names, sigma_names, resume_from.empty() ? -1 : run.step);
 
-  Generator fixed(cfg.seed + 2);  // the sample grid's noise: the same picture positions all run long
+  Generator fixed(static_cast<uint64_t>(cfg.seed) + 2);  // the sample grid's noise: the same picture all run long
   Tensor z_fixed = randn(Shape{64, run.gan.z_dim}, fixed, device);
 
   std::printf("sagan_celeba: %s %dx%d, %d channel(s), width %.3g, batch %d, steps %lld, device %s, G %lld / D %lld parameters\n",
@@ -176,12 +307,17 @@ int run_train(TrainConfig cfg, bool steps_given) {
 
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGXFSZ, SIG_IGN);  // a file-size limit fails the write (EFBIG) instead of killing us
   auto t_start = std::chrono::steady_clock::now();
   auto t_log = t_start;
-  int64_t images_since_log = 0, first_step = run.step;
+  int64_t images_since_log = 0;
+  const int64_t first_step = run.step;
   const int64_t B = cfg.batch;
+  std::string last_checkpoint = resume_from;
+  bool saved_this_step = false;
 
   while (run.step < cfg.steps) {
+    const int64_t step = run.step + 1;  // the step being computed, as the logs number it
     Tensor last_loss_d, last_real, last_fake;  // of the last D step, read when logging
     // D: n_dis steps, each on a fresh real batch and fresh noise; G's output is a constant here.
     for (int k = 0; k < cfg.n_dis; ++k) {
@@ -193,6 +329,7 @@ int run_train(TrainConfig cfg, bool steps_given) {
       }
       models::DLogits d = models::discriminate(*run.gan.D, real, fake, run.gan.hinge);
       Tensor loss_d = run.gan.hinge ? models::d_loss_hinge(d.real, d.fake) : models::d_loss_bce(d.real, d.fake);
+      finite_loss(loss_d, step, "the discriminator loss", last_checkpoint);
       run.opt_D->zero_grad();
       loss_d.backward();
       run.opt_D->step();
@@ -204,6 +341,7 @@ int run_train(TrainConfig cfg, bool steps_given) {
     Tensor fake = (*run.gan.G)(randn(Shape{B, run.gan.z_dim}, run.rng, device));
     Tensor logits = (*run.gan.D)(fake);
     Tensor loss_g = run.gan.hinge ? models::g_loss_hinge(logits) : models::g_loss_bce(logits);
+    finite_loss(loss_g, step, "the generator loss", last_checkpoint);
     run.opt_G->zero_grad();
     loss_g.backward();
     run.opt_G->step();
@@ -211,7 +349,11 @@ int run_train(TrainConfig cfg, bool steps_given) {
     ++run.step;
     images_since_log += B * cfg.n_dis;
 
-    if (run.step % cfg.log_every == 0 || run.step == cfg.steps) {
+    const bool log_row = run.step % cfg.log_every == 0 || run.step == cfg.steps;
+    // The first step of this process gets a progress line too (on a CPU a step can take seconds).
+    if (log_row || run.step == first_step + 1) {
+      const std::string bad = first_non_finite(run);
+      if (!bad.empty()) fail_non_finite(run.step, "tensor '" + bad + "'", last_checkpoint);
       auto now = std::chrono::steady_clock::now();
       double dt = std::chrono::duration<double>(now - t_log).count();
       double elapsed = std::chrono::duration<double>(now - t_start).count();
@@ -230,17 +372,20 @@ int run_train(TrainConfig cfg, bool steps_given) {
         m.mem_in_use_mb = st.in_use / 1048576.0, m.mem_peak_mb = st.peak_in_use / 1048576.0;
       }
 #endif
-      metrics.write(m);
+      if (log_row) metrics.write(m);
       double per_step = elapsed / static_cast<double>(run.step - first_step);
       std::printf("%s\n", progress_line(m, cfg.steps, per_step * static_cast<double>(cfg.steps - run.step)).c_str());
       std::fflush(stdout);
-      t_log = now;
-      images_since_log = 0;
+      if (log_row) {
+        t_log = now;
+        images_since_log = 0;
+      }
     }
     if (run.step % cfg.sample_every == 0 || run.step == cfg.steps) write_samples(run, z_fixed, sample_dir);
-    if (run.step % cfg.checkpoint_every == 0 || run.step == cfg.steps) save(run, loader, ckpt_dir);
+    saved_this_step = run.step % cfg.checkpoint_every == 0 || run.step == cfg.steps;
+    if (saved_this_step) last_checkpoint = save(run, loader, ckpt_dir, last_checkpoint);
     if (g_stop_signal) {
-      if (run.step % cfg.checkpoint_every != 0 && run.step != cfg.steps) save(run, loader, ckpt_dir);
+      if (!saved_this_step) last_checkpoint = save(run, loader, ckpt_dir, last_checkpoint);
       std::printf("stopped by signal %d at step %lld; continue with: sagan_celeba train --out %s --resume\n",
                   g_stop_signal.load(), static_cast<long long>(run.step), cfg.out.c_str());
       return 0;

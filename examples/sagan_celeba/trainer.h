@@ -2,14 +2,20 @@
 // status; errors are reported as "error: ..." on stderr with a non-zero status.
 #pragma once
 #include <cstdint>
+#include <set>
 #include <string>
 
 #include "examples/sagan_celeba/config.h"
 
 namespace sagan_example {
 
-// steps_given: --steps was on the command line (it then overrides a resumed run's total).
-int run_train(TrainConfig cfg, bool steps_given);
+// given: the flags on the command line ("--batch", ...), told apart from defaults; with
+// --resume they are checked against the checkpoint (see merge_for_resume in config.h).
+// Every check of the flags and the data runs before the run folder is touched. A loss or a
+// weight that turns NaN/Inf stops the run with an error (no checkpoint of that state).
+// SIGINT/SIGTERM: stop after the current step with a checkpoint; a second one quits at once
+// (status 128 + signal), leaving at most a *.tmp file that --resume ignores.
+int run_train(TrainConfig cfg, const std::set<std::string>& given);
 
 struct SampleOptions {
   std::string checkpoint;   // a training checkpoint (RUN_DIR/checkpoints/step_*.safetensors)

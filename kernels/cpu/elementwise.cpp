@@ -71,16 +71,19 @@ void bias_grad(const Tensor& dy, Tensor& db) {
   }
 }
 
+// NaN propagates, as in PyTorch: written as "x <= 0 ? 0 : x", not "x > 0 ? x : 0", whose false
+// branch a NaN would take.
 void relu_forward(const Tensor& x, Tensor& y) {
   const float* px = x.data();
   float* py = y.data();
-  for_each(y.numel(), [=](int64_t i) { py[i] = px[i] > 0 ? px[i] : 0.0f; });
+  for_each(y.numel(), [=](int64_t i) { py[i] = px[i] <= 0 ? 0.0f : px[i]; });
 }
 
 void relu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
   const float *px = x.data(), *pdy = dy.data();
   float* pdx = dx.data();
-  for_each(dx.numel(), [=](int64_t i) { pdx[i] = px[i] > 0 ? pdy[i] : 0.0f; });
+  // PyTorch's threshold_backward: the gradient passes unless x <= 0 (so it passes at a NaN).
+  for_each(dx.numel(), [=](int64_t i) { pdx[i] = px[i] <= 0 ? 0.0f : pdy[i]; });
 }
 
 void leaky_relu_forward(const Tensor& x, float slope, Tensor& y) {

@@ -32,7 +32,10 @@ void hinge_forward(const Tensor& x, float sign, Tensor& loss) {
   const int64_t n = x.numel();
   double s = 0;
 #pragma omp parallel for reduction(+ : s) if (n > 32768)
-  for (int64_t i = 0; i < n; ++i) s += std::max(0.0, 1.0 - static_cast<double>(sign) * px[i]);
+  for (int64_t i = 0; i < n; ++i) {
+    const double m = 1.0 - static_cast<double>(sign) * px[i];
+    s += m <= 0 ? 0.0 : m;  // relu(m) that keeps a NaN (std::max(0.0, NaN) is 0)
+  }
   loss.data()[0] = static_cast<float>(s / static_cast<double>(n));
 }
 
@@ -42,7 +45,7 @@ void hinge_backward(const Tensor& x, float sign, const Tensor& dloss, Tensor& dx
   const int64_t n = x.numel();
   const float g = -sign * dloss.data()[0] / static_cast<float>(n);
 #pragma omp parallel for if (n > 32768)
-  for (int64_t i = 0; i < n; ++i) pdx[i] = 1.0f - sign * px[i] > 0.0f ? g : 0.0f;
+  for (int64_t i = 0; i < n; ++i) pdx[i] = 1.0f - sign * px[i] <= 0.0f ? 0.0f : g;  // passes at a NaN, as relu's
 }
 
 void bce_logits_forward(const Tensor& x, const Tensor& target, Tensor& loss) {

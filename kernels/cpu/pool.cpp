@@ -1,6 +1,8 @@
 // CPU reference for 2x2 pooling (stride 2) and nearest-neighbour 2x upsampling on NCHW.
 // Every function runs over planes: [N*C, H, W] on the input side, [N*C, H/2, W/2] (pooling) or
 // [N*C, 2H, 2W] (upsampling) on the other. Window order is (0,0), (0,1), (1,0), (1,1).
+#include <cmath>
+
 #include "kernels/kernels.h"
 
 namespace ember::cpu {
@@ -29,11 +31,14 @@ void for_each_small(const Planes& g, F f) {
   for (int64_t s = 0; s < n; ++s) f(s);
 }
 
-// The tap of window s holding its maximum; strict '>' keeps the first of equal maxima.
+// The tap of window s holding its maximum; strict '>' keeps the first of equal maxima. A NaN
+// is the maximum (the last NaN of the window), as in PyTorch's max_pool2d.
 int first_max_tap(const float* x, const Planes& g, int64_t s) {
   int best = 0;
-  for (int t = 1; t < 4; ++t)
-    if (x[g.tap(s, t)] > x[g.tap(s, best)]) best = t;
+  for (int t = 1; t < 4; ++t) {
+    const float v = x[g.tap(s, t)];
+    if (v > x[g.tap(s, best)] || std::isnan(v)) best = t;
+  }
   return best;
 }
 

@@ -12,8 +12,12 @@ constexpr unsigned kFullMask = 0xffffffffu;
 struct SumOp {
   __device__ float operator()(float a, float b) const { return a + b; }
 };
+// max(a, b) that propagates NaN, as torch.maximum and clamp_min do (fmaxf returns the other
+// operand when one is NaN, so a NaN would vanish from a max-reduction or an eps clamp).
+__device__ __forceinline__ float nan_max(float a, float b) { return (a > b || isnan(a)) ? a : b; }
+
 struct MaxOp {
-  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+  __device__ float operator()(float a, float b) const { return nan_max(a, b); }
 };
 
 // Reduces over groups of `width` consecutive lanes (a power of two <= 32); every lane of a

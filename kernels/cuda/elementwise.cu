@@ -35,10 +35,10 @@ struct BiasF {
   __device__ float operator()(int64_t c, float x) const { return x + b[c]; }
 };
 struct ReluF {
-  __device__ float operator()(float x) const { return x > 0.f ? x : 0.f; }
+  __device__ float operator()(float x) const { return x <= 0.f ? 0.f : x; }  // keeps a NaN
 };
 struct ReluBackF {
-  __device__ float operator()(float x, float dy) const { return x > 0.f ? dy : 0.f; }
+  __device__ float operator()(float x, float dy) const { return x <= 0.f ? 0.f : dy; }  // passes at a NaN
 };
 struct LeakyF {
   float slope;

@@ -49,10 +49,11 @@ __global__ void maxpool_forward_kernel(int64_t n, const float* x, int64_t ho, in
   if (j >= n) return;
   const Window win = window_of(j, ho, wo);
   const float* p = x + win.top_left;
+  // A NaN is the maximum, as in PyTorch (the maximum would otherwise skip it).
   float best = p[0];
-  if (p[1] > best) best = p[1];
-  if (p[win.row] > best) best = p[win.row];
-  if (p[win.row + 1] > best) best = p[win.row + 1];
+  if (p[1] > best || isnan(p[1])) best = p[1];
+  if (p[win.row] > best || isnan(p[win.row])) best = p[win.row];
+  if (p[win.row + 1] > best || isnan(p[win.row + 1])) best = p[win.row + 1];
   y[j] = best;
 }
 
@@ -64,7 +65,7 @@ __global__ void maxpool_backward_kernel(int64_t n, const float* x, const float* 
   const float* p = x + win.top_left;
   int arg = 0;
   for (int k = 1; k < 4; ++k)
-    if (p[at[k]] > p[at[arg]]) arg = k;
+    if (p[at[k]] > p[at[arg]] || isnan(p[at[k]])) arg = k;  // the last NaN, as the forward
   float* q = dx + win.top_left;
   for (int k = 0; k < 4; ++k) q[at[k]] = k == arg ? dy[j] : 0.f;
 }

@@ -239,7 +239,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2)
   if constexpr (TRAIN) {
     float s = 0.0f;
     for (int i = tid; i < col_tiles; i += nthreads) s += ssq[i];
-    const float nv = fmaxf(sqrtf(block_sum(s, scratch)), eps);
+    const float nv = nan_max(sqrtf(block_sum(s, scratch)), eps);
 #pragma unroll
     for (int j = 0; j < 4; ++j) vv[j] = c0 + j < cols ? vsrc[c0 + j] / nv : 0.0f;
     if (blockIdx.y == 0 && ty == 0)
@@ -296,7 +296,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2)
   for (int i = tid; i < row_tiles; i += nthreads) s += __ldcg(rt + i);
   s = block_sum(s, scratch);
   if constexpr (TRAIN) {
-    const float nt = fmaxf(sqrtf(s), eps);
+    const float nt = nan_max(sqrtf(s), eps);
     float dot = 0.0f;
     for (int r = tid; r < rows; r += nthreads) {
       const float t = __ldcg(traw + r);

@@ -44,7 +44,7 @@ __global__ void unfused_norm(const float* __restrict__ x, int64_t n, float* __re
 }
 
 // x[0] = max(x[0], eps) (clamp_min on the one-element norm).
-__global__ void unfused_clamp_min(float* x, float eps) { *x = fmaxf(*x, eps); }
+__global__ void unfused_clamp_min(float* x, float eps) { *x = nan_max(*x, eps); }
 
 // out = a / s[0] (a broadcast divide).
 __global__ void unfused_div(const float* __restrict__ a, const float* __restrict__ s, int64_t n,

@@ -15,6 +15,7 @@
 // otherwise report on the libraries' internals; a new test of that kind must carry the tags.
 #pragma once
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -69,6 +70,69 @@ inline void check_close(const std::string& what, const Tensor& cuda_out, const T
   const double e = rel_err(cuda_out, cpu_out);
   INFO(what << " " << cpu_out.shape() << ": ||cuda - cpu|| / ||cpu|| = " << e << ", tolerance " << tol);
   CHECK(e <= tol);
+}
+
+// t with NaN, +Inf and -Inf written over every `stride`-th element (in turn, from `first`).
+inline Tensor with_nonfinite(const Tensor& t, int64_t stride, int64_t first = 0) {
+  std::vector<float> v = t.to_vector();
+  const float inf = std::numeric_limits<float>::infinity();
+  const float bad[3] = {kNaN, inf, -inf};
+  for (int64_t i = first, k = 0; i < static_cast<int64_t>(v.size()); i += stride, ++k) v[size_t(i)] = bad[k % 3];
+  return Tensor::from_vector(v, t.shape());
+}
+
+// For inputs holding NaN/Inf: cuda_out has NaN, +Inf and -Inf exactly where cpu_out has them
+// (the CPU kernels propagate them as PyTorch does, see tests/test_*.cpp [nonfinite]), and
+// the finite elements agree within tol (||cuda - cpu|| / ||cpu|| over them).
+inline void check_same_nonfinite(const std::string& what, const Tensor& cuda_out, const Tensor& cpu_out,
+                                 double tol = kFp32Tol) {
+  REQUIRE(cuda_out.shape() == cpu_out.shape());
+  std::vector<float> g = cuda_out.to(Device::CPU).to_vector(), c = cpu_out.to(Device::CPU).to_vector();
+  double num = 0, den = 0;
+  int64_t mismatched = 0, first_bad = -1, n_nonfinite = 0;
+  for (size_t i = 0; i < c.size(); ++i) {
+    if (std::isfinite(c[i])) {
+      if (!std::isfinite(g[i])) {
+        ++mismatched;
+        if (first_bad < 0) first_bad = int64_t(i);
+        continue;
+      }
+      num += (double(g[i]) - c[i]) * (double(g[i]) - c[i]);
+      den += double(c[i]) * c[i];
+      continue;
+    }
+    ++n_nonfinite;
+    const bool same = std::isnan(c[i]) ? std::isnan(g[i]) : g[i] == c[i];
+    if (!same) {
+      ++mismatched;
+      if (first_bad < 0) first_bad = int64_t(i);
+    }
+  }
+  INFO(what << ": " << mismatched << " element(s) differ in NaN/Inf, the first at " << first_bad << " (cpu "
+            << (first_bad >= 0 ? c[size_t(first_bad)] : 0.f) << ", cuda " << (first_bad >= 0 ? g[size_t(first_bad)] : 0.f)
+            << "); " << n_nonfinite << " non-finite expected");
+  CHECK(mismatched == 0);
+  const double e = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  INFO(what << ": finite elements ||cuda - cpu|| / ||cpu|| = " << e);
+  CHECK(e <= tol);
+}
+
+// Runs the op f on CPU and CUDA copies of inputs holding NaN/Inf and checks the value and the
+// gradient of sum(f(x) * R) with check_same_nonfinite.
+inline void compare_op_nonfinite(const std::string& what, const Fn& f, const std::vector<Tensor>& inputs,
+                                 double tol = kFp32Tol) {
+  std::vector<Tensor> cpu_leaves, gpu_leaves;
+  for (const Tensor& t : inputs) {
+    cpu_leaves.push_back(t.clone().requires_grad_(true));
+    gpu_leaves.push_back(t.to(Device::CUDA).requires_grad_(true));
+  }
+  Tensor yc = f(cpu_leaves), yg = f(gpu_leaves);
+  check_same_nonfinite(what + ": value", yg, yc, tol);
+  Tensor R = random_tensor(yc.shape(), 778, 0.5f, 1.5f);
+  ops::sum(ops::mul(yc, R)).backward();
+  ops::sum(ops::mul(yg, R.to(Device::CUDA))).backward();
+  for (size_t i = 0; i < inputs.size(); ++i)
+    check_same_nonfinite(what + ": gradient of input " + std::to_string(i), gpu_leaves[i].grad(), cpu_leaves[i].grad(), tol);
 }
 
 // Runs `run(device, inputs, outputs)` once with CPU tensors and once with CUDA copies, then

@@ -139,3 +139,17 @@ TEST_CASE("elementwise: gradients through the ops match the CPU", "[cuda][elemen
   compare_op("gamma_residual", [](const std::vector<Tensor>& v) { return ops::gamma_residual(v[0], v[1], v[2]); },
              {g, a, b});
 }
+
+TEST_CASE("elementwise: NaN and +-Inf give the CPU's (PyTorch's) results, values and gradients", "[cuda][elementwise][nonfinite]") {
+  for (int64_t n : {5, 4099}) {  // scalar tail only; float4 body and tail
+    Tensor x = with_nonfinite(random_tensor(Shape{n}, 61, -2.f, 2.f), 3);
+    const std::string at = " n=" + std::to_string(n);
+    compare_op_nonfinite("relu" + at, [](const std::vector<Tensor>& i) { return ops::relu(i[0]); }, {x});
+    compare_op_nonfinite("leaky_relu" + at, [](const std::vector<Tensor>& i) { return ops::leaky_relu(i[0], 0.2f); }, {x});
+    compare_op_nonfinite("tanh" + at, [](const std::vector<Tensor>& i) { return ops::tanh(i[0]); }, {x});
+    compare_op_nonfinite("sigmoid" + at, [](const std::vector<Tensor>& i) { return ops::sigmoid(i[0]); }, {x});
+    Tensor y = with_nonfinite(random_tensor(Shape{n}, 62, -2.f, 2.f), 4, 1);
+    compare_op_nonfinite("add" + at, [](const std::vector<Tensor>& i) { return ops::add(i[0], i[1]); }, {x, y});
+    compare_op_nonfinite("mul" + at, [](const std::vector<Tensor>& i) { return ops::mul(i[0], i[1]); }, {x, y});
+  }
+}

@@ -83,3 +83,26 @@ TEST_CASE("loss: losses through the ops, values and gradients", "[cuda][loss][au
   compare_op("cross_entropy", [](const std::vector<Tensor>& v) { return ops::cross_entropy(v[0], v[1]); },
              {x, labels(6, 5, 3)}, kFp32Tol, {true, false});
 }
+
+TEST_CASE("loss: NaN and +-Inf logits give the CPU's (PyTorch's) losses and gradients", "[cuda][loss][nonfinite]") {
+  Tensor x = with_nonfinite(random_tensor(Shape{1000}, 71, -3.f, 3.f), 97, 5);
+  for (float sign : {1.f, -1.f})
+    compare_op_nonfinite("hinge sign " + std::to_string(sign),
+                         [sign](const std::vector<Tensor>& i) { return ops::hinge_loss(i[0], sign); }, {x});
+  // Only the NaN: a single NaN makes every loss NaN, so the gradients are compared on one.
+  Tensor one_nan = random_tensor(Shape{257}, 72, -3.f, 3.f);
+  std::vector<float> v = one_nan.to_vector();
+  v[100] = kNaN;
+  one_nan = Tensor::from_vector(v, one_nan.shape());
+  compare_op_nonfinite("hinge, one NaN", [](const std::vector<Tensor>& i) { return ops::hinge_loss(i[0], 1.f); }, {one_nan});
+  Tensor t = random_tensor(Shape{257}, 73, 0.f, 1.f);
+  compare_op_nonfinite("bce, one NaN", [t](const std::vector<Tensor>& i) { return ops::bce_with_logits(i[0], t.to(i[0].device())); },
+                       {one_nan});
+  Tensor logits = with_nonfinite(random_tensor(Shape{8, 37}, 74, -3.f, 3.f), 61, 3);  // some rows hit
+  std::vector<float> lab(8);
+  for (int r = 0; r < 8; ++r) lab[size_t(r)] = float(r * 5 % 37);
+  Tensor labels = Tensor::from_vector(lab, Shape{8});
+  compare_op_nonfinite("cross_entropy",
+                       [labels](const std::vector<Tensor>& i) { return ops::cross_entropy(i[0], labels.to(i[0].device())); },
+                       {logits});
+}

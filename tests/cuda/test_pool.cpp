@@ -77,3 +77,10 @@ TEST_CASE("pool: gradients through avg_pool2x2, max_pool2x2 and upsample2x", "[c
   compare_op("max_pool2x2", [](const std::vector<Tensor>& v) { return ops::max_pool2x2(v[0]); }, {x});
   compare_op("upsample2x", [](const std::vector<Tensor>& v) { return ops::upsample2x(v[0]); }, {x});
 }
+
+TEST_CASE("pool: NaN and +-Inf in windows give the CPU's (PyTorch's) max, average and gradients", "[cuda][pool][nonfinite]") {
+  Tensor x = with_nonfinite(random_tensor(Shape{2, 3, 8, 10}, 81), 7, 2);
+  compare_op_nonfinite("max_pool2x2", [](const std::vector<Tensor>& i) { return ops::max_pool2x2(i[0]); }, {x});
+  compare_op_nonfinite("avg_pool2x2", [](const std::vector<Tensor>& i) { return ops::avg_pool2x2(i[0]); }, {x});
+  compare_op_nonfinite("upsample2x", [](const std::vector<Tensor>& i) { return ops::upsample2x(i[0]); }, {x});
+}

@@ -15,6 +15,7 @@
 #include "core/cuda/cuda_context.cuh"
 #include "kernels/cuda/softmax.cuh"
 #include "kernels/kernels.h"
+#include "tests/cuda/compare.h"
 #include "tests/harness.h"
 
 using namespace ember;
@@ -174,5 +175,19 @@ TEST_CASE("softmax: ops::softmax on CUDA with autograd matches the CPU", "[softm
     ops::sum(ops::mul(yc, r)).backward();
     ops::sum(ops::mul(yg, r.to(Device::CUDA))).backward();
     CHECK(test::rel_err(xg.grad().to(Device::CPU), xc.grad()) < 1e-5);
+  }
+}
+
+TEST_CASE("softmax: a NaN or +Inf makes its row NaN on CUDA as on the CPU", "[softmax][cuda][nonfinite]") {
+  for (int64_t cols : {5, 37, 1024, 5000}) {
+    Tensor x = test::random_tensor(Shape{6, cols}, 91, -4.f, 4.f);
+    std::vector<float> v = x.to_vector();
+    v[size_t(cols / 2)] = kNaN;                                        // row 0
+    v[size_t(cols)] = kNaN;                                            // row 1, first entry
+    v[size_t(2 * cols + cols - 1)] = std::numeric_limits<float>::infinity();  // row 2, last entry
+    v[size_t(3 * cols + 1 % cols)] = -std::numeric_limits<float>::infinity();  // row 3: -Inf is fine
+    x = Tensor::from_vector(v, x.shape());
+    test::gpu::compare_op_nonfinite("softmax cols=" + std::to_string(cols), [](const std::vector<Tensor>& i) { return ops::softmax(i[0]); },
+                         {x});
   }
 }

@@ -18,6 +18,7 @@
 #include "kernels/cuda/spectral_norm.cuh"
 #include "kernels/kernels.h"
 #include "kernels/spectral_norm_layout.h"
+#include "tests/cuda/compare.h"
 #include "tests/harness.h"
 
 using namespace ember;
@@ -188,4 +189,18 @@ TEST_CASE("spectral_norm: ops::spectral_norm on CUDA with autograd matches the C
       CHECK(test::rel_err(wg.grad().to(Device::CPU), wc.grad()) < 1e-5);
     }
   }
+}
+
+TEST_CASE("spectral_norm: a NaN weight gives NaN sigma, u and output on CUDA as on the CPU", "[spectral_norm][cuda][nonfinite]") {
+  std::vector<float> wv = test::random_tensor(Shape{64, 27}, 95).to_vector();
+  wv[100] = kNaN;
+  Tensor w = Tensor::from_vector(wv, Shape{64, 27});
+  Tensor u = test::random_tensor(Shape{64}, 96), v = test::random_tensor(Shape{27}, 97);
+  Tensor uc = u.clone(), vc = v.clone(), sc = Tensor::zeros(Shape{1});
+  Tensor ug = u.to(Device::CUDA), vg = v.to(Device::CUDA), sg = Tensor::zeros(Shape{1}, Device::CUDA);
+  Tensor oc = ops::spectral_norm(w, 0, uc, vc, sc, true), og = ops::spectral_norm(w.to(Device::CUDA), 0, ug, vg, sg, true);
+  CHECK(std::isnan(sc.item()));
+  test::gpu::check_same_nonfinite("sigma", sg, sc);
+  test::gpu::check_same_nonfinite("u", ug, uc);
+  test::gpu::check_same_nonfinite("output", og, oc);
 }
