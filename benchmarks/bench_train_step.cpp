@@ -35,6 +35,7 @@
 #include "core/autograd.h"
 #include "core/context.h"
 #include "core/error.h"
+#include "core/profile.h"
 #include "core/rng.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/cpu_features.h"
@@ -166,6 +167,7 @@ void run_config(const std::string& name, int res, const Options& o, Device devic
   };
   double last_ms = 0;
   for (int i = 0; i < o.warmup; ++i) last_ms = timed_step();
+  profile::reset();  // EMBER_PROFILE=1: the table covers the timed steps only
   // Fewer timed steps (at least 3) when the last warm-up step says they would not fit in
   // --max-seconds, so that a slow machine still finishes within the GPU check's share.
   int steps = o.steps;

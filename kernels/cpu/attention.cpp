@@ -19,10 +19,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/gemm_fallback.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/kernels.h"
 
 namespace ember::cpu {
@@ -37,12 +37,7 @@ int64_t tile_rows(int64_t N, int64_t M) {
   return std::min(N, t);
 }
 
-// Per-thread scratch that grows to the largest need and is then reused (no allocation per call).
-float* scratch(int64_t floats) {
-  thread_local std::vector<float> buf;
-  if (static_cast<int64_t>(buf.size()) < floats) buf.resize(floats);
-  return buf.data();
-}
+using detail::scratch;
 
 // exp(x) in float, branch-free so that loops over it vectorise. x = n ln2 + r with |r| <= ln2/2,
 // exp(r) by its degree-7 Taylor polynomial (relative error < 1e-8 there, so ~1 ulp overall), 2^n
