@@ -163,6 +163,12 @@ const Info& info() {
   return g_info;
 }
 
+namespace {
+// The decision is made at start-up (static initialisation of this file, which every program that
+// can run a GEMM links), while the process still has one thread: setenv is not thread-safe.
+[[maybe_unused]] const Info& g_at_startup = info();
+}  // namespace
+
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
            int ldb, float beta, float* C, int ldc) {
   constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;

@@ -4,7 +4,7 @@
 // models; a CPU newer than the library (Debian's 0.3.21 on family 6 model 207) falls back to the
 // SSE3 "Prescott" kernels, several times slower than the AVX-512 ones the CPU can run. The only
 // way to choose is the variable OPENBLAS_CORETYPE, read by that constructor. So ember dlopen()s
-// the library on the first GEMM, asks which kernels it chose (openblas_get_corename), compares
+// the library at start-up (static initialisation of blas.cpp), asks which kernels it chose (openblas_get_corename), compares
 // them with what cpuid says the CPU runs, and when the library chose weaker kernels, unloads it
 // and loads it again with OPENBLAS_CORETYPE set (kernels the CPU has, never more). A user's own
 // OPENBLAS_CORETYPE is always respected. One line on stderr says which kernels are in use.
@@ -46,7 +46,8 @@ struct Info {
   std::string line;     // the start-up line, e.g. "BLAS: OpenBLAS 0.3.21, SkylakeX kernels (...)"
 };
 
-// Loads the library on the first call (thread-safe) and prints Info::line once to stderr.
+// Loads the library on the first call (thread-safe; made at start-up) and prints Info::line once
+// to stderr.
 const Info& info();
 
 // C[M,N] = alpha op(A) op(B) + beta C through the loaded library, row-major (cblas_sgemm's
