@@ -27,6 +27,7 @@
 
 #include "core/context.h"
 #include "core/rng.h"
+#include "kernels/cpu/attention_reference.h"
 #include "kernels/kernels.h"
 #ifdef EMBER_WITH_CUDA
 #include <cublas_v2.h>
@@ -83,7 +84,7 @@ void time_cpu() {
   };
   const double tf = ms([&] { cpu::attention_forward(q, k, v, o, lse); });
   const double tb = ms([&] { cpu::attention_backward(q, k, v, o, lse, g, dq, dk, dv); });
-  std::printf("CPU reference, B=%lld dk=%lld N=%lld M=%lld dv=%lld: forward %.1f ms (%.2f GFLOP/s), backward %.1f ms "
+  std::printf("CPU float kernels, B=%lld dk=%lld N=%lld M=%lld dv=%lld: forward %.1f ms (%.2f GFLOP/s), backward %.1f ms "
               "(%.2f GFLOP/s, counting 2BNM(2dk+2dv))\n",
               (long long)s.B, (long long)s.dk, (long long)s.N, (long long)s.M, (long long)s.dv, tf,
               fwd_flops(s) / tf / 1e6, tb, bwd_flops(s) / tb / 1e6);
@@ -236,9 +237,9 @@ bool check_variants(const std::vector<Variant>& vars, Unfused& fp32, Unfused& tf
   Inputs in = make_inputs(s, 77);
   Tensor q = in.q.to(Device::CPU), k = in.k.to(Device::CPU), v = in.v.to(Device::CPU), g = in.g.to(Device::CPU);
   Tensor ro = Tensor::empty(Shape{s.B, s.dv, s.N}), rl = Tensor::empty(Shape{s.B, s.N});
-  cpu::attention_forward(q, k, v, ro, rl);
+  cpu::reference::attention_forward(q, k, v, ro, rl);
   Tensor rq = Tensor::empty(q.shape()), rk = Tensor::empty(k.shape()), rv = Tensor::empty(v.shape());
-  cpu::attention_backward(q, k, v, ro, rl, g, rq, rk, rv);
+  cpu::reference::attention_backward(q, k, v, ro, rl, g, rq, rk, rv);
   bool ok = true;
   std::printf("check against the CPU reference (B=2 dk=8 N=300 M=75 dv=64), ||out-ref||/||ref||:\n");
   for (const Variant& var : vars) {

@@ -17,7 +17,8 @@ during the timed steps; mallocs: cudaMalloc calls (allocator segments) during th
 Exits 0 with a message when torch or CUDA is missing; --cpu runs a tiny configuration on the CPU
 (to check the script's logic on a machine without a GPU).
   usage: python3 torch_train_step.py [--res 128,64] [--models sagan,sagan_resnet] [--batch 64]
-                                     [--width 1] [--steps 10] [--warmup 3] [--max-seconds 4] [--cpu]
+                                     [--width 1] [--channels 3] [--threads T] [--steps 10] [--warmup 3]
+                                     [--max-seconds 4] [--cpu]
 """
 import argparse
 import importlib.util
@@ -39,26 +40,27 @@ def load_ember_models():
     return mod
 
 
-def build(em, name, res, width, device):
+def build(em, name, res, width, channels, device):
     torch.manual_seed(1)
     if name == "sagan":
-        G, D = em.SaganGenerator(resolution=res, width=width), em.SaganDiscriminator(resolution=res, width=width)
+        G = em.SaganGenerator(resolution=res, width=width, image_channels=channels)
+        D = em.SaganDiscriminator(resolution=res, width=width, image_channels=channels)
     elif name == "sagan_resnet":
         base = max(8, int(64 * width + 0.5) // 8 * 8)
-        G = em.SaganResNetGenerator(resolution=res, base=base)
-        D = em.SaganResNetDiscriminator(resolution=res, base=base)
+        G = em.SaganResNetGenerator(resolution=res, base=base, image_channels=channels)
+        D = em.SaganResNetDiscriminator(resolution=res, base=base, image_channels=channels)
     else:
         raise SystemExit(f"torch_train_step: unknown model '{name}' (sagan or sagan_resnet)")
     return G.to(device).train(), D.to(device).train()
 
 
 def run_config(em, name, res, args, device):
-    G, D = build(em, name, res, args.width, device)
+    G, D = build(em, name, res, args.width, args.channels, device)
     opt_G = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.0, 0.9))
     opt_D = torch.optim.Adam(D.parameters(), lr=4e-4, betas=(0.0, 0.9))
     B, z_dim = args.batch, 128
     gen = torch.Generator(device=device).manual_seed(2)
-    real = torch.rand(B, 3, res, res, generator=gen, device=device) * 2 - 1
+    real = torch.rand(B, args.channels, res, res, generator=gen, device=device) * 2 - 1
     cuda = device.type == "cuda"
     losses = {}
 
@@ -125,6 +127,8 @@ def main():
     p.add_argument("--models", default="sagan,sagan_resnet")
     p.add_argument("--batch", type=int, default=None, help="default 64 (16 with --cpu)")
     p.add_argument("--width", type=float, default=None, help="default 1 (0.25 with --cpu)")
+    p.add_argument("--channels", type=int, default=3, help="image channels (Fashion-MNIST: 1)")
+    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: PyTorch's default)")
     p.add_argument("--steps", type=int, default=None, help="default 10 (3 with --cpu)")
     p.add_argument("--warmup", type=int, default=None, help="default 3 (1 with --cpu)")
     p.add_argument("--max-seconds", type=float, default=4.0,
@@ -144,10 +148,13 @@ def main():
     if not small and not torch.cuda.is_available():
         print("torch_train_step: CUDA is not available to PyTorch; skipped (--cpu runs a tiny CPU configuration)")
         return 0
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     device = torch.device("cpu" if small else "cuda")
     em = load_ember_models()
     print(f"torch_train_step: PyTorch {torch.__version__}, one SAGAN training step (D step on a joint real+fake "
           f"batch, then G step), hinge loss, Adam(0, 0.9) TTUR 1e-4/4e-4, n_dis 1; images/s = batch / median step; "
+          f"{torch.get_num_threads()} CPU threads; "
           f"TF32 convs {torch.backends.cudnn.allow_tf32}, matmuls {torch.backends.cuda.matmul.allow_tf32}, "
           f"cudnn.benchmark {torch.backends.cudnn.benchmark}")
     if device.type == "cuda":

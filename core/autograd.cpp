@@ -10,6 +10,20 @@ namespace ember {
 
 namespace {
 thread_local bool g_grad_enabled = true;
+thread_local bool g_in_backward = false;
+
+// Marks this thread as running backward functions while alive (restores the old value: a
+// backward function may itself call backward()).
+class BackwardScope {
+ public:
+  BackwardScope() : saved_(g_in_backward) { g_in_backward = true; }
+  ~BackwardScope() { g_in_backward = saved_; }
+  BackwardScope(const BackwardScope&) = delete;
+  BackwardScope& operator=(const BackwardScope&) = delete;
+
+ private:
+  bool saved_;
+};
 
 // a + b into a fresh tensor. Gradient tensors are never modified in place, so a gradient
 // returned by one node may safely be shared (e.g. add's backward returns g for both inputs).
@@ -23,6 +37,7 @@ Tensor sum_of(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 bool grad_enabled() { return g_grad_enabled; }
+bool in_backward() { return g_in_backward; }
 NoGradGuard::NoGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = prev_; }
 
@@ -56,6 +71,7 @@ void run_backward(const Tensor& root, const Tensor& grad_in) {
   EMBER_CHECK(grad.shape() == root.shape(),
               "backward: gradient shape " << grad.shape() << " does not match tensor " << root.shape());
   NoGradGuard no_grad;  // backward functions build no graph
+  BackwardScope in_backward_scope;
 
   if (root.is_leaf()) {
     root.impl()->grad = root.grad().defined() ? sum_of(root.grad(), grad) : grad;

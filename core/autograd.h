@@ -37,6 +37,9 @@ struct Node {
 bool grad_enabled();
 
 // RAII: no graph is recorded while one is alive (inference, optimizer updates).
+// Is this thread running backward functions (inside run_backward)? The op profiler's phase.
+bool in_backward();
+
 class NoGradGuard {
  public:
   NoGradGuard();

@@ -4,12 +4,14 @@
 // included into both namespaces ember::cpu and ember::cuda (see kernels/<family>.h), so the two
 // backends have identical signatures by construction. An op entry in core/ops/ calls
 //     EMBER_DISPATCH("relu", x.device(), relu_forward, x, y);
-// which checks nothing but the device and forwards the arguments.
+// which checks nothing but the device and forwards the arguments. It also opens the op
+// profiler's Scope named by the kernel function (core/profile.h; free when profiling is off).
 #pragma once
 #include <initializer_list>
 
 #include "core/context.h"
 #include "core/error.h"
+#include "core/profile.h"
 #include "core/tensor.h"
 
 namespace ember::detail {
@@ -21,6 +23,7 @@ void after_cuda_op(const char* op);  // sync + check when context().sync_debug
 #ifdef EMBER_WITH_CUDA
 #define EMBER_DISPATCH(opname, device, fn, ...)                 \
   do {                                                          \
+    ::ember::profile::Scope profile_scope_(#fn, (device));      \
     if ((device) == ::ember::Device::CPU) {                     \
       ::ember::cpu::fn(__VA_ARGS__);                            \
     } else {                                                    \
@@ -31,6 +34,7 @@ void after_cuda_op(const char* op);  // sync + check when context().sync_debug
 #else
 #define EMBER_DISPATCH(opname, device, fn, ...)                                              \
   do {                                                                                       \
+    ::ember::profile::Scope profile_scope_(#fn, (device));                                   \
     if ((device) == ::ember::Device::CPU) {                                                  \
       ::ember::cpu::fn(__VA_ARGS__);                                                         \
     } else {                                                                                 \

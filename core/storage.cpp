@@ -1,9 +1,7 @@
 #include "core/storage.h"
 
-#include <cstdlib>
-#include <new>
-
 #include "core/error.h"
+#include "core/host_allocator.h"
 #ifdef EMBER_WITH_CUDA
 #include "core/device_memory.h"
 #endif
@@ -12,10 +10,7 @@ namespace ember {
 
 std::shared_ptr<Storage> Storage::allocate(size_t bytes, Device device) {
   if (device == Device::CPU) {
-    size_t rounded = (bytes + 63) / 64 * 64;  // aligned_alloc wants a multiple of the alignment
-    void* p = rounded ? std::aligned_alloc(64, rounded) : nullptr;
-    if (rounded && !p) throw OutOfMemory("out of host memory allocating " + std::to_string(bytes) + " bytes");
-    return std::shared_ptr<Storage>(new Storage(p, bytes, device));
+    return std::shared_ptr<Storage>(new Storage(bytes ? host::allocate(bytes) : nullptr, bytes, device));
   }
 #ifdef EMBER_WITH_CUDA
   return std::shared_ptr<Storage>(new Storage(bytes ? cuda_rt::allocate(bytes) : nullptr, bytes, device));
@@ -27,7 +22,7 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes, Device device) {
 Storage::~Storage() {
   if (!data_) return;
   if (device_ == Device::CPU) {
-    std::free(data_);
+    host::deallocate(data_, bytes_);
     return;
   }
 #ifdef EMBER_WITH_CUDA

@@ -1,6 +1,6 @@
 // Storage: one allocation of bytes on one device, freed when the last Tensor drops it.
-// CPU memory is 64-byte aligned (a cache line, and enough for any SIMD load).
-// CUDA memory comes from the caching allocator in core/cuda/allocator.cu.
+// CPU memory is 64-byte aligned (a cache line, and enough for any SIMD load) and comes from the
+// caching allocator in core/host_allocator.h; CUDA memory from the one in core/cuda/allocator.cu.
 #pragma once
 #include <cstddef>
 #include <memory>

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "kernels/cpu/attention_reference.h"
 #include "kernels/kernels.h"
 #include "tests/harness.h"
 
@@ -124,7 +125,7 @@ void check_variant(const Case& c, double tol_fwd, double tol_bwd) {
   Tensor v = test::random_tensor(Shape{c.B, c.dv, c.M}, 13), g = test::random_tensor(Shape{c.B, c.dv, c.N}, 14);
   Tensor o = Tensor::full(Shape{c.B, c.dv, c.N}, NAN), lse = Tensor::full(Shape{c.B, c.N}, NAN);
   Tensor ro = Tensor::empty(o.shape()), rl = Tensor::empty(lse.shape());
-  cpu::attention_forward(q, k, v, ro, rl);
+  cpu::reference::attention_forward(q, k, v, ro, rl);
   Shapes s{c.N, c.M, c.dk, c.dv, round8(c.dk), round8(c.dv)};
   const float *pq = q.data(), *pk = k.data(), *pv = v.data(), *pg = g.data();
   launch(dim3(blocks(c.N, kMaxWarps * kWarpRows), blocks(c.dv, kDvChunk), c.B), kMaxWarps * 32, fwd_smem(s),
@@ -134,7 +135,7 @@ void check_variant(const Case& c, double tol_fwd, double tol_bwd) {
 
   // Backward from the emulated forward's o and lse, against the CPU backward from the same.
   Tensor rq = Tensor::empty(q.shape()), rk = Tensor::empty(k.shape()), rv = Tensor::empty(v.shape());
-  cpu::attention_backward(q, k, v, o, lse, g, rq, rk, rv);
+  cpu::reference::attention_backward(q, k, v, o, lse, g, rq, rk, rv);
   Tensor D = Tensor::full(Shape{c.B, c.N}, NAN);
   Tensor dq = Tensor::full(q.shape(), NAN), dk = Tensor::full(k.shape(), NAN), dv = Tensor::full(v.shape(), NAN);
   const float *po = o.data(), *pl = lse.data(), *pD = D.data();

@@ -20,8 +20,11 @@ using test::ref::at4;
 
 // 3x3 pad 1, 1x1 (the GEMM shortcut), 1x1 stride 2 (not the shortcut), stride 2 with odd
 // sizes, the SAGAN discriminator's 4x4 stride 2 pad 1, 5x5 pad 2, a kernel covering the whole
-// input, a rectangular kernel, N = 1 and 3, prime channel counts.
+// input, a rectangular kernel, N = 1 and 3, prime channel counts; batches that the CPU kernels
+// split into chunks of several images with a partial last chunk (3x3: 100 columns per image,
+// chunks of 3 of 7; 1x1: 64 columns, chunks of 4 of 5).
 const Case kCases[] = {
+    {7, 3, 10, 10, 4, 3, 3, 1, 1}, {5, 4, 8, 8, 3, 1, 1, 1, 0}, {9, 2, 4, 4, 3, 4, 4, 2, 1},
     {3, 5, 7, 9, 7, 3, 3, 1, 1},  {3, 7, 5, 6, 11, 1, 1, 1, 0}, {2, 3, 7, 7, 5, 1, 1, 2, 0},
     {1, 3, 9, 11, 5, 3, 3, 2, 1}, {3, 3, 8, 8, 13, 4, 4, 2, 1}, {1, 2, 6, 5, 3, 5, 5, 1, 2},
     {2, 1, 4, 4, 1, 4, 4, 1, 0},  {2, 3, 6, 7, 2, 3, 2, 1, 1},  {1, 1, 1, 1, 1, 1, 1, 1, 0},

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/profile.h"
 #include "examples/sagan_celeba/trainer.h"
 
 using namespace sagan_example;
@@ -41,6 +42,8 @@ int main(int argc, char** argv) {
   train->add_option("--ema", cfg.ema, "Keep an EMA of G's weights with this decay (e.g. 0.999); 0 = off");
   train->add_flag("--deterministic", cfg.deterministic, "Full fp32 (no TF32): a resumed run repeats exactly");
   train->add_flag("--resume", cfg.resume, "Continue from the newest checkpoint in --out");
+  bool profile = false;
+  train->add_flag("--profile", profile, "At exit, print the time per op (as EMBER_PROFILE=1 does)");
 
   SampleOptions so;
   CLI::App* sample = app.add_subcommand("sample", "Draw a grid of samples from a checkpoint");
@@ -63,6 +66,7 @@ int main(int argc, char** argv) {
   exp->add_option("--device", eo.device, "cuda | cpu | auto")->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
+  if (profile) ember::profile::enable();
   try {
     if (*train) {
       std::set<std::string> given;  // flags on the command line, told apart from defaults

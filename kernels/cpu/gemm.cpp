@@ -1,5 +1,6 @@
 // CPU reference for the GEMM family: cpu::matmul (2-D and batched) over detail::gemm, which is
-// cblas_sgemm (OpenBLAS) when EMBER_WITH_CBLAS is defined and otherwise the blocked kernel below.
+// the BLAS library's sgemm when one is loaded (kernels/cpu/blas.h) and otherwise the blocked
+// kernel below.
 //
 // The fallback follows the GotoBLAS structure, kept short:
 //   for each [MC x NC] block of C (one OpenMP task each):
@@ -11,22 +12,22 @@
 // Panels are zero-padded to full MR / NR, so the micro-kernel has no edge cases; only the
 // write-back clips to the real tile. C is scaled by beta once, up front.
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/cpu/blas.h"
 #include "kernels/cpu/gemm_fallback.h"
 #include "kernels/kernels.h"
-
-#ifdef EMBER_WITH_CBLAS
-#include <cblas.h>
-#endif
 
 namespace ember::cpu {
 
 namespace detail {
 
 namespace {
+
+std::atomic<uint64_t> g_flops{0};
 
 constexpr int64_t kMC = 64, kKC = 256, kNC = 128;  // block of C and depth: A 64 KB + B 128 KB stay in L2
 constexpr int kMR = 4, kNR = 8;                    // register tile: 4 x 8 accumulators
@@ -105,9 +106,15 @@ void gemm_fallback(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
   }
 }
 
+uint64_t gemm_flops() { return g_flops.load(std::memory_order_relaxed); }
+
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-#ifdef EMBER_WITH_CBLAS
+  if (M > 0 && N > 0 && K > 0) g_flops.fetch_add(static_cast<uint64_t>(2 * M * N * K), std::memory_order_relaxed);
+  if (!blas::info().loaded) {
+    gemm_fallback(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {  // BLAS rejects a zero leading dimension; the product is empty anyway
     scale_c(M, N, beta, C, ldc);
@@ -115,12 +122,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
   }
   EMBER_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX,
               "matmul: sizes M=" << M << " N=" << N << " K=" << K << " exceed the 32-bit BLAS interface");
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, A, static_cast<int>(lda), B,
-              static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
-#else
-  gemm_fallback(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-#endif
+  blas::sgemm(trans_a, trans_b, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, A,
+              static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
 }
 
 }  // namespace detail

@@ -1,4 +1,4 @@
-// Fused CUDA attention against the CPU reference (kernels/cpu/attention.cpp), every variant, on the
+// Fused CUDA attention against the CPU reference (attention_reference.cpp), every variant, on the
 // issue's grid: N in {4, 16, 64, 1024, 4096}, C in {8, 16, 64, 256} with dk = max(1, C/8) and
 // dv in {C, C/2}, M in {N, N/4}, B in {1, 3}; forward (o, lse) and backward (dq, dk, dv). Outputs
 // start as NaN so an unwritten element fails; each is checked against an error bound derived from
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/cuda/attention.cuh"
+#include "kernels/cpu/attention_reference.h"
 #include "kernels/kernels.h"
 #include "tests/cuda/attention_bounds.h"
 #include "tests/harness.h"
@@ -72,9 +73,9 @@ void check_case(const Case& c, uint64_t seed, float q_range = 1.f) {
   Tensor v = test::random_tensor(Shape{c.B, c.dv, c.M}, seed + 2);
   Tensor g = test::random_tensor(Shape{c.B, c.dv, c.N}, seed + 3);
   Tensor ro = Tensor::empty(Shape{c.B, c.dv, c.N}), rl = Tensor::empty(Shape{c.B, c.N});
-  cpu::attention_forward(q, k, v, ro, rl);
+  cpu::reference::attention_forward(q, k, v, ro, rl);
   Tensor rq = Tensor::empty(q.shape()), rk = Tensor::empty(k.shape()), rv = Tensor::empty(v.shape());
-  cpu::attention_backward(q, k, v, ro, rl, g, rq, rk, rv);
+  cpu::reference::attention_backward(q, k, v, ro, rl, g, rq, rk, rv);
 
   const AttentionVariant vars[] = {AttentionVariant::Simt, AttentionVariant::Tf32, AttentionVariant::Tf32x3};
   const std::vector<test::AttentionBounds> bounds = test::attention_bounds(
@@ -161,7 +162,7 @@ TEST_CASE("attention: ops::attention on CUDA (default variant) and its autograd"
   o_cpu.backward(g);
   o_gpu.backward(g.to(Device::CUDA));
   Tensor ro = Tensor::empty(o_cpu.shape()), rl = Tensor::empty(Shape{c.B, c.N});  // the bound needs lse
-  cpu::attention_forward(q.detach(), k.detach(), v.detach(), ro, rl);
+  cpu::reference::attention_forward(q.detach(), k.detach(), v.detach(), ro, rl);
   const test::AttentionBounds b = test::attention_bounds({precision_of(var)}, q.detach(), k.detach(), v.detach(), g,
                                                          rl, o_cpu.detach(), q.grad(), k.grad(), v.grad())[0];
   check_within("o", o_gpu.to(Device::CPU), o_cpu.detach(), b.o);
