@@ -65,7 +65,7 @@ inline const DeviceInfo& device_info() {
   return d;
 }
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(EMBER_EMULATION)
 constexpr unsigned kFullMask = 0xffffffffu;
 
 struct SumOp {
@@ -106,6 +106,6 @@ __device__ __forceinline__ float block_sum(float x, float* scratch) { return blo
 __device__ __forceinline__ float block_max(float x, float* scratch) {
   return block_reduce(x, scratch, -INFINITY, MaxOp{});
 }
-#endif  // __CUDACC__
+#endif  // __CUDACC__ || EMBER_EMULATION
 
 }  // namespace ember::kcuda
