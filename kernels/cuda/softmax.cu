@@ -40,6 +40,10 @@ namespace {
 
 constexpr float kNegInf = -INFINITY;
 constexpr int kWarpBlock = 128;    // threads per block of variant 1 (4 warps)
+// The block variants run 128..1024 threads (block_threads). __launch_bounds__ makes ptxas fit
+// 1024 threads in the 65,536 registers of a block (at most 64 each); without it the backward
+// kernels took 72 and 92 on sm_90 and could not launch at 1024 ("too many resources").
+constexpr int kMaxBlock = 1024;
 constexpr int kStaticSmem = 1024;  // shared memory the block variants use besides the row cache
 constexpr int kUnroll = 4;         // packs a thread loads before using the first: loads in flight
 
@@ -154,8 +158,8 @@ __global__ void __launch_bounds__(kWarpBlock) softmax_bwd_warp(const float* __re
 // in every pass, so it only ever reads back what it wrote itself: the cache needs no barrier;
 // the barriers are those of the two block reductions.
 template <int PACK>
-__global__ void softmax_fwd_block_shared(const float* __restrict__ x, float* __restrict__ y, int64_t rows,
-                                         int cols) {
+__global__ void __launch_bounds__(kMaxBlock)
+    softmax_fwd_block_shared(const float* __restrict__ x, float* __restrict__ y, int64_t rows, int cols) {
   EMBER_DYNAMIC_SHARED(float4, smem_f4);  // float4: 16-byte alignment for the packed accesses
   float* cache = reinterpret_cast<float*>(smem_f4);  // (cols)
   EMBER_SHARED(float, scratch, [32]);
@@ -202,8 +206,9 @@ __global__ void softmax_fwd_block_shared(const float* __restrict__ x, float* __r
 }
 
 template <int PACK>
-__global__ void softmax_bwd_block_shared(const float* __restrict__ y, const float* __restrict__ dy,
-                                         float* __restrict__ dx, int64_t rows, int cols) {
+__global__ void __launch_bounds__(kMaxBlock)
+    softmax_bwd_block_shared(const float* __restrict__ y, const float* __restrict__ dy, float* __restrict__ dx,
+        int64_t rows, int cols) {
   EMBER_DYNAMIC_SHARED(float4, smem_f4);
   float* cy = reinterpret_cast<float*>(smem_f4);  // (cols)
   float* cdy = cy + cols;                          // (cols); 16-byte aligned as cols % PACK == 0
@@ -272,8 +277,8 @@ __device__ __forceinline__ MaxSum block_merge(MaxSum v, float* sm, float* ss) {
 }
 
 template <int PACK>
-__global__ void softmax_fwd_block_streaming(const float* __restrict__ x, float* __restrict__ y, int64_t rows,
-                                            int64_t cols) {
+__global__ void __launch_bounds__(kMaxBlock)
+    softmax_fwd_block_streaming(const float* __restrict__ x, float* __restrict__ y, int64_t rows, int64_t cols) {
   EMBER_SHARED(float, sm, [32]);
   EMBER_SHARED(float, ss, [32]);
   const int64_t step = static_cast<int64_t>(blockDim.x) * PACK;
@@ -327,8 +332,9 @@ __global__ void softmax_fwd_block_streaming(const float* __restrict__ x, float* 
 }
 
 template <int PACK>
-__global__ void softmax_bwd_block_streaming(const float* __restrict__ y, const float* __restrict__ dy,
-                                            float* __restrict__ dx, int64_t rows, int64_t cols) {
+__global__ void __launch_bounds__(kMaxBlock)
+    softmax_bwd_block_streaming(const float* __restrict__ y, const float* __restrict__ dy, float* __restrict__ dx,
+        int64_t rows, int64_t cols) {
   EMBER_SHARED(float, scratch, [32]);
   const int64_t step = static_cast<int64_t>(blockDim.x) * PACK;
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
@@ -431,7 +437,7 @@ struct BwdWarp {
 // Threads of a block-per-row variant: about `per_thread` packs each, 128..1024 threads.
 int block_threads(int64_t packs, int per_thread) {
   int t = 128;
-  while (t < 1024 && static_cast<int64_t>(t) * per_thread < packs) t *= 2;
+  while (t < kMaxBlock && static_cast<int64_t>(t) * per_thread < packs) t *= 2;
   return t;
 }
 
