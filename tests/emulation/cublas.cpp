@@ -22,10 +22,17 @@ float scalar(const cublasContext* h, const float* p) { return *p; }  // host and
 
 cublasStatus_t cublasCreate(cublasHandle_t* h) { return *h = new cublasContext, CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasDestroy(cublasHandle_t h) { return delete h, CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t) { return CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasGetPointerMode(cublasHandle_t h, cublasPointerMode_t* m) { return *m = h->mode, CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasSetPointerMode(cublasHandle_t h, cublasPointerMode_t m) { return h->mode = m, CUBLAS_STATUS_SUCCESS; }
+// A null handle is refused, as by the library.
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t) { return h ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED; }
+cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t) { return h ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED; }
+cublasStatus_t cublasGetPointerMode(cublasHandle_t h, cublasPointerMode_t* m) {
+  if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+  return *m = h->mode, CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasSetPointerMode(cublasHandle_t h, cublasPointerMode_t m) {
+  if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+  return h->mode = m, CUBLAS_STATUS_SUCCESS;
+}
 const char* cublasGetStatusString(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS ? "CUBLAS_STATUS_SUCCESS" : "CUBLAS_STATUS_ERROR"; }
 
 cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
@@ -72,4 +79,4 @@ cublasStatus_t cublasSdot(cublasHandle_t, int n, const float* x, int incx, const
 
 const char* cudnnGetErrorString(cudnnStatus_t s) { return s == CUDNN_STATUS_SUCCESS ? "CUDNN_STATUS_SUCCESS" : "CUDNN_STATUS_ERROR"; }
 cudnnStatus_t cudnnCreate(cudnnHandle_t* h) { return *h = new cudnnContext, CUDNN_STATUS_SUCCESS; }
-cudnnStatus_t cudnnSetStream(cudnnHandle_t, struct CUstream_st*) { return CUDNN_STATUS_SUCCESS; }
+cudnnStatus_t cudnnSetStream(cudnnHandle_t h, struct CUstream_st*) { return h ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_BAD_PARAM; }

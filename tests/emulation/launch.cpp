@@ -193,6 +193,16 @@ cudaError_t take_last_error() {
 cudaError_t peek_last_error() { return t_last; }
 const std::string& last_error_detail() { return t_detail; }
 
+void set_kernel_resources(const void* fn, int regs, int static_smem, int max_threads) {
+  std::lock_guard<std::mutex> lk(g_mu);
+  KernelInfo k;
+  auto s = symbols().find(reinterpret_cast<uintptr_t>(fn));
+  k.mangled = s == symbols().end() ? "?" : s->second;
+  k.pretty = demangle(k.mangled);
+  k.regs = regs, k.static_smem = static_smem, k.max_threads = max_threads;
+  g_kernels[fn] = k;
+}
+
 cudaError_t set_func_attribute(const void* fn, cudaFuncAttribute attr, int value) {
   KernelInfo& k = kernel_info(fn);
   if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 || value + k.static_smem > target().smem_optin) {

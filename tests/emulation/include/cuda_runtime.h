@@ -68,6 +68,8 @@ const char* cudaGetErrorName(cudaError_t e);
 
 namespace ember::emu {
 cudaError_t set_func_attribute(const void* fn, cudaFuncAttribute attr, int value);
+// For the emulator's own test kernels, which no nvcc build has measured.
+void set_kernel_resources(const void* fn, int regs, int static_smem, int max_threads = 1024);
 // Runs a launch: checks it against the target's limits (on failure it sets the error that
 // cudaGetLastError returns, as the runtime does), then runs body() on every thread of every block.
 void run_launch(const void* fn, dim3 grid, dim3 block, size_t smem, cudaStream_t s, const std::function<void()>& body);
