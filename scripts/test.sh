@@ -10,3 +10,20 @@ cmake --build "$BUILD" -j "$(nproc)"
 cd "$BUILD"
 [ -x tests/ember_cuda_tests ] && tests/ember_cuda_tests --probe
 ctest --output-on-failure -j "$(nproc)" --timeout 900
+cd ..
+# The CUDA kernels on the CPU (docs/emulation.md). Their launch checks use the register counts of
+# the CUDA build just made when there is one (tests/emulation/kernel_resources.sh), else the
+# committed table.
+if [ -x "$BUILD/tests/ember_cuda_tests" ]; then
+  table="$BUILD/emu_kernel_resources.txt"
+  if bash tests/emulation/kernel_resources.sh "$BUILD/libember.a" > "$table" &&
+     grep -q '^sm_80 ' "$table" && grep -q '^sm_90 ' "$table"; then
+    export EMBER_EMU_RESOURCES="$PWD/$table"
+    cmp -s "$table" tests/emulation/kernel_resources.txt ||
+      echo "note: tests/emulation/kernel_resources.txt differs from this build's kernels; regenerate it (docs/emulation.md)"
+  else
+    echo "note: no sm_80 and sm_90 resource table from $BUILD/libember.a; the emulator uses the committed one"
+  fi
+fi
+bash scripts/sanitize.sh
+bash scripts/sanitize.sh --thread

@@ -290,21 +290,22 @@ void mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&bb)[2]) {
   const uint32_t in[6] = {a[0], a[1], a[2], a[3], bb[0], bb[1]};
   Slot& s = join(Kind::kMma, 0xffffffffu, in, 6, lk);
   if (blk.warps[t.linear / 32].lanes != 0xffffffffu) fail(blk, "mma.sync in a partial warp");
+  // This lane's four outputs need rows g, g + 8 of A and columns 2q, 2q + 1 of B: A(r, k) is in
+  // lane (r % 8) * 4 + k % 4, word (r >= 8) + 2 (k >= 4); B(k, n) in lane n * 4 + k % 4, word 4 + (k >= 4).
   auto f = [](uint32_t u) { return __uint_as_float(u & 0xffffe000u); };
-  float A[16][8], B[8][8];
-  for (int L = 0; L < 32; ++L) {
-    const int g = L / 4, q = L % 4;
-    A[g][q] = f(s.words[L][0]), A[g + 8][q] = f(s.words[L][1]);
-    A[g][q + 4] = f(s.words[L][2]), A[g + 8][q + 4] = f(s.words[L][3]);
-    B[q][g] = f(s.words[L][4]), B[q + 4][g] = f(s.words[L][5]);
+  const int lane = static_cast<int>(t.linear % 32), g = lane / 4, q = lane % 4;
+  float A[2][8], B[8][2];
+  for (int k = 0; k < 8; ++k) {
+    A[0][k] = f(s.words[g * 4 + k % 4][k >= 4 ? 2 : 0]);
+    A[1][k] = f(s.words[g * 4 + k % 4][k >= 4 ? 3 : 1]);
+    B[k][0] = f(s.words[(2 * q) * 4 + k % 4][k >= 4 ? 5 : 4]);
+    B[k][1] = f(s.words[(2 * q + 1) * 4 + k % 4][k >= 4 ? 5 : 4]);
   }
   release(s);
   lk.unlock();
-  const int lane = static_cast<int>(t.linear % 32), g = lane / 4, q = lane % 4;
   for (int e = 0; e < 4; ++e) {
-    const int row = g + 8 * (e >> 1), col = 2 * q + (e & 1);
     float acc = c[e];
-    for (int k = 0; k < 8; ++k) acc += A[row][k] * B[k][col];
+    for (int k = 0; k < 8; ++k) acc += A[e >> 1][k] * B[k][e & 1];
     c[e] = acc;
   }
 }

@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <set>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -176,6 +177,16 @@ std::string refuse(const KernelInfo& k, dim3 grid, dim3 block, size_t dyn, cudaE
   return "";
 }
 
+// EMBER_EMU_COVERAGE=<file>: the mangled names of the kernels that ran are appended to it at exit
+// (how "every kernel runs under emulation" is checked: compare with the resource table).
+std::set<std::string> g_ran;
+void write_coverage() {
+  const char* path = std::getenv("EMBER_EMU_COVERAGE");
+  if (!path) return;
+  std::ofstream out(path, std::ios::app);
+  for (const auto& k : g_ran) out << k << "\n";
+}
+
 thread_local cudaError_t t_last = cudaSuccess;
 thread_local std::string t_detail;
 
@@ -225,6 +236,12 @@ void run_launch(const void* fn, dim3 grid, dim3 block, size_t smem, cudaStream_t
     std::fprintf(stderr, "emu: %s\n", msg.c_str());
     set_last_error(code, msg);
     return;
+  }
+  {
+    std::lock_guard<std::mutex> lk(g_mu);
+    static const bool registered = std::atexit(write_coverage) == 0;
+    (void)registered;
+    g_ran.insert(k.mangled);
   }
   for (unsigned z = 0; z < grid.z; ++z)
     for (unsigned y = 0; y < grid.y; ++y)
