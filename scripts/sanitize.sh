@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Checking runs of the CPU tests under sanitizers (issue 9). Any sanitizer report fails the run.
-#   bash scripts/sanitize.sh          AddressSanitizer + UndefinedBehaviorSanitizer on the CI subset:
-#                                     the hostile-input readers (safetensors, IDX, images, configs),
-#                                     the data loader's threads, tensor views and autograd, the fuzz
-#                                     corpus replays, and the emulated CUDA suite ("emu:" tests)
-#   bash scripts/sanitize.sh --full   the same sanitizers on every CPU test (README: how long)
-# Builds in build-sanitize (ccache is used when present). Only what the run needs is built: the
-# library, the chosen test files and the fuzz replays, no examples, no benchmarks, no CUDA
-# (nvcc-compiled code cannot be instrumented).
+# Checking runs under sanitizers (issues 9 and 10). Any sanitizer report fails the run.
+#   bash scripts/sanitize.sh           AddressSanitizer + UndefinedBehaviorSanitizer (build-sanitize) on
+#                                      the CI subset of the CPU tests (the hostile-input readers:
+#                                      safetensors, IDX, images, configs; the data loader's threads,
+#                                      tensor views and autograd), the fuzz corpus replays, and the
+#                                      emulated CUDA suite ("emu:" tests, docs/emulation.md)
+#   bash scripts/sanitize.sh --full    the same, with every CPU test (README: how long)
+#   bash scripts/sanitize.sh --thread  ThreadSanitizer on the emulator's race tests (build-tsan): the
+#                                      emulated threads of a block are OS threads there, so a
+#                                      shared-memory race between CUDA threads is a data race
+# ccache is used when present. Only what the run needs is built: no examples, no benchmarks, no
+# CUDA (nvcc-compiled code cannot be instrumented; the kernels are compiled as host C++).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,21 +19,36 @@ cd "$(dirname "$0")/.."
 # test_models alone takes 150 s under ASan) run in --full.
 SUBSET="safetensors;data;image_corpus;shape;tensor;autograd"
 
+if command -v ccache >/dev/null; then export CMAKE_CXX_COMPILER_LAUNCHER=${CMAKE_CXX_COMPILER_LAUNCHER:-ccache}; fi
+# The resource table of the emulator's launch checks: the one read from this checkout's CUDA build
+# when scripts/test.sh made it (build/emu_kernel_resources.txt), else the committed one.
+EMU_ARGS=()
+if [ -n "${EMBER_EMU_RESOURCES:-}" ]; then EMU_ARGS+=("-DEMBER_EMU_RESOURCES=$EMBER_EMU_RESOURCES"); fi
+
 mode=${1:-subset}
 case "$mode" in
   subset) files=$SUBSET ;;
   --full) files="" ;;
-  *) echo "usage: bash scripts/sanitize.sh [--full]" >&2; exit 2 ;;
+  --thread)
+    # ThreadSanitizer: only the emulator and its race tests (no ember library, no OpenMP).
+    BUILD=${TSAN_BUILD_DIR:-build-tsan}
+    cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -g" \
+      -DEMBER_CUDA=OFF -DEMBER_SANITIZE=thread -DEMBER_EMULATION=ON -DEMBER_EMU_TSAN_ONLY=ON \
+      -DEMBER_BUILD_EXAMPLES=OFF -DEMBER_BUILD_BENCHMARKS=OFF "${EMU_ARGS[@]}" > /dev/null
+    cmake --build "$BUILD" --target ember_emu_tsan -j "$(nproc)"
+    export TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1"
+    cd "$BUILD"
+    ctest --output-on-failure -R "^emu-tsan: " --timeout 900
+    exit 0 ;;
+  *) echo "usage: bash scripts/sanitize.sh [--full | --thread]" >&2; exit 2 ;;
 esac
 
 BUILD=${SANITIZE_BUILD_DIR:-build-sanitize}
-if command -v ccache >/dev/null; then export CMAKE_CXX_COMPILER_LAUNCHER=${CMAKE_CXX_COMPILER_LAUNCHER:-ccache}; fi
-# -O0 -g1: compiles in half the time of -O1 -g (the build is most of this script's cost), checks
-# every access (nothing optimised away), and stack traces keep file:line.
-# EMBER_EMULATION builds the emulated CUDA suite where that option exists (ignored otherwise).
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O0 -g1" \
+# -O1 -g1: every access is still checked, the emulated kernels run at a usable speed, and stack
+# traces keep file:line.
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -g1" \
   -DEMBER_CUDA=OFF -DEMBER_SANITIZE=address,undefined -DEMBER_EMULATION=ON \
-  -DEMBER_BUILD_EXAMPLES=OFF -DEMBER_BUILD_BENCHMARKS=OFF -DEMBER_TEST_FILES="$files" > /dev/null
+  -DEMBER_BUILD_EXAMPLES=OFF -DEMBER_BUILD_BENCHMARKS=OFF -DEMBER_TEST_FILES="$files" "${EMU_ARGS[@]}" > /dev/null
 # Without examples and benchmarks, everything left is what the tests need.
 cmake --build "$BUILD" -j "$(nproc)"
 
@@ -39,6 +57,6 @@ cmake --build "$BUILD" -j "$(nproc)"
 export ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:max_allocation_size_mb=1024:allocator_may_return_null=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:report_error_type=1"
 # Every test of this build: the chosen CPU test files ("cpu:"), the check of their CTest names
-# ("meta:"), the fuzz corpus replays ("fuzz:") and the emulated CUDA suite ("emu:").
+# ("meta:"), the fuzz corpus replays ("fuzz:") and the emulated CUDA suite ("emu:", "emu-tsan:").
 cd "$BUILD"
 ctest --output-on-failure -j "$(nproc)" --timeout 900

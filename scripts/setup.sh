@@ -22,4 +22,11 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
+# cuobjdump reads the register counts of the CUDA build for the emulator's launch checks
+# (tests/emulation/kernel_resources.sh); pip-installed when the CUDA toolkit lacks it.
+if [ -x /usr/local/cuda/bin/nvcc ] && [ ! -x /usr/local/cuda/bin/cuobjdump ] && ! command -v cuobjdump >/dev/null &&
+   ! python3 -c 'import nvidia, os, sys; sys.exit(not any(os.path.exists(os.path.join(p, "cu13/bin/cuobjdump")) for p in nvidia.__path__))' 2>/dev/null; then
+  echo "[setup] installing nvidia-cuda-cuobjdump (PyPI)"
+  python3 -m pip install --quiet "nvidia-cuda-cuobjdump==13.*" || echo "[setup] warning: no cuobjdump; the emulator uses the committed resource table"
+fi
 echo "[setup] dependencies present"

@@ -7,7 +7,7 @@
 // written, the enclosing function, file and line. Allocation failures inside a library throw
 // ember::OutOfMemory instead, so callers can tell them apart.
 //
-// Host-only code may include this file too (the launch helpers need nvcc).
+// Host-only code may include this file too (the launch helpers need nvcc or the emulator).
 //
 // Kernel launches report errors only through cudaGetLastError: EMBER_CUDA_LAUNCH_CHECK() follows
 // every <<<...>>>. Faults inside a running kernel surface at the next synchronising call; set
@@ -56,6 +56,24 @@ inline void check(Status s, const char* library, const char* call, const char* f
 // After every kernel launch: catches bad configurations (grid too large, too much shared memory).
 #define EMBER_CUDA_LAUNCH_CHECK() EMBER_API_CHECK_("CUDA", cudaGetLastError())
 
+// Every kernel launch in ember: EMBER_LAUNCH(grid, block, smem, stream, kernel)(args...). Under
+// nvcc it is kernel<<<grid, block, smem, stream>>>(args...); in the emulated build (host C++,
+// tests/emulation, docs/emulation.md) it runs the kernel on the CPU after the launch-resource
+// checks. The kernel comes last so that template arguments with commas need no parentheses.
+#ifdef EMBER_EMULATION
+#define EMBER_LAUNCH(grid, block, smem, stream, ...) ::ember::emu::Launch(__VA_ARGS__, grid, block, smem, stream)
+#else
+#define EMBER_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#endif
+
+// Shared memory is declared through these (tests/emulation gives each block its own copy):
+//   EMBER_SHARED(float, scratch, [32]);     is  __shared__ float scratch[32];
+//   EMBER_DYNAMIC_SHARED(float4, smem);     is  extern __shared__ float4 smem[];
+#ifndef EMBER_EMULATION
+#define EMBER_SHARED(type, name, dims) __shared__ type name dims
+#define EMBER_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
+
 namespace ember::cuda_rt {
 
 // Threads per block for one-thread-per-element kernels: enough warps to hide latency, small
@@ -69,12 +87,12 @@ inline unsigned blocks_for(int64_t n, int block = kLinearBlock) {
 
 // Launches kernel(n, args...) with one thread per item on `stream` and checks the launch.
 // Kernels begin with `if (i >= n) return;` (tiny-cuda-nn's linear_kernel). n == 0 launches nothing.
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(EMBER_EMULATION)
 template <class... KernelArgs, class... Args>
 void linear_kernel(void (*kernel)(int64_t, KernelArgs...), uint32_t shmem, cudaStream_t stream, int64_t n,
                    Args&&... args) {
   if (n <= 0) return;
-  kernel<<<blocks_for(n), kLinearBlock, shmem, stream>>>(n, std::forward<Args>(args)...);
+  EMBER_LAUNCH(blocks_for(n), kLinearBlock, shmem, stream, kernel)(n, std::forward<Args>(args)...);
   EMBER_CUDA_LAUNCH_CHECK();
 }
 

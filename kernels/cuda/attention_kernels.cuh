@@ -1,12 +1,12 @@
 // Device code of the fused attention kernels (see kernels/cuda/attention.cu for the algorithm, the
 // variants and the FLOP and byte counts): the warp-level product, the tile loads and the __global__
-// kernels. Included by attention.cu only. It also compiles as plain C++ under a host emulation of
-// threads, barriers and the mma instruction (EMBER_ATTN_EMULATED_MMA), which is how the indexing was
-// checked before the first GPU run: keep it free of anything but the CUDA built-ins used here.
+// kernels. Included by attention.cu only. Like every kernel file it also runs on the CPU in the
+// emulated build (tests/emulation, docs/emulation.md), where mma_tf32 and to_tf32 follow the PTX ISA.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 
+#include "core/cuda/check.cuh"
 #include "core/error.h"
 #include "kernels/cuda/block_reduce.cuh"
 
@@ -40,7 +40,10 @@ struct Tile {
   __device__ __forceinline__ float operator()(int r, int c) const { return p[r * rs + c * cs]; }
 };
 
-#ifndef EMBER_ATTN_EMULATED_MMA
+#ifdef EMBER_EMULATION
+using ::ember::emu::mma_tf32;  // tests/emulation: the PTX ISA's definitions on the CPU
+using ::ember::emu::to_tf32;
+#else
 // x rounded to TF32 (10 mantissa bits, round to nearest, ties away), as an fp32 bit pattern. The PTX
 // ISA leaves the low 13 bits of the cvt result unspecified: they are masked off here because the
 // 3xTF32 split reads the result back as a float (lo = x - hi) and must see exactly the rounded value.
@@ -60,7 +63,7 @@ __device__ __forceinline__ void mma_tf32(float (&c)[4], const uint32_t (&a)[4], 
   __trap();  // the host never picks a tensor-core variant below sm_80
 #endif
 }
-#endif  // EMBER_ATTN_EMULATED_MMA
+#endif  // EMBER_EMULATION
 
 // C[16 x 8 NT] += A[16 x K] B[K x 8 NT] for one warp; A(r, k) and B(k, n) are shared-memory views,
 // K is a multiple of 8 and only the first nt_active column tiles are computed (warp-uniform).
@@ -181,7 +184,7 @@ template <Prec SP, Prec BP>
 __global__ void __launch_bounds__(kMaxWarps * 32)
     attn_fwd(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
              float* __restrict__ o, float* __restrict__ lse, Shapes sh) {
-  extern __shared__ float smem[];
+  EMBER_DYNAMIC_SHARED(float, smem);
   constexpr int R = kMaxWarps * kWarpRows, NTO = kDvChunk / 8;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, qd = lane & 3;
   const int b = blockIdx.z, i0 = blockIdx.x * R, c0 = blockIdx.y * kDvChunk;
@@ -308,7 +311,7 @@ template <Prec SP, Prec BP>
 __global__ void __launch_bounds__(kMaxWarps * 32)
     attn_bwd_dv(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ lse,
                 const float* __restrict__ d_o, float* __restrict__ dv, Shapes sh) {
-  extern __shared__ float smem[];
+  EMBER_DYNAMIC_SHARED(float, smem);
   constexpr int R = kMaxWarps * kWarpRows, NTO = kDvChunk / 8;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, qd = lane & 3;
   const int b = blockIdx.z, j0 = blockIdx.x * R, c0 = blockIdx.y * kDvChunk;
@@ -359,7 +362,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
     attn_bwd_dk(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                 const float* __restrict__ lse, const float* __restrict__ D, const float* __restrict__ d_o,
                 float* __restrict__ dk, Shapes sh) {
-  extern __shared__ float smem[];
+  EMBER_DYNAMIC_SHARED(float, smem);
   constexpr int NTK = kMaxDk / 8;
   const int nwarps = blockDim.x >> 5, R = nwarps * kWarpRows;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, qd = lane & 3;
@@ -425,7 +428,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
     attn_bwd_dq(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                 const float* __restrict__ lse, const float* __restrict__ D, const float* __restrict__ d_o,
                 float* __restrict__ dq, Shapes sh) {
-  extern __shared__ float smem[];
+  EMBER_DYNAMIC_SHARED(float, smem);
   constexpr int NTK = kMaxDk / 8;
   const int nwarps = blockDim.x >> 5, R = nwarps * kWarpRows;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, qd = lane & 3;
@@ -500,7 +503,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
 // what it wrote itself, so no synchronisation is needed between the passes beyond the reductions.
 __global__ void attn_probs(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ idx,
                            float* __restrict__ probs, int N, int M, int dk, int nq) {
-  extern __shared__ float smem[];  // q column [dk] | reduction scratch [32]
+  EMBER_DYNAMIC_SHARED(float, smem);  // q column [dk] | reduction scratch [32]
   float* qc = smem;
   float* scratch = smem + dk;
   const int n = blockIdx.x, b = blockIdx.y;

@@ -11,7 +11,7 @@
 #include "core/cuda/cuda_context.cuh"
 #include "kernels/channel_layout.h"
 #include "kernels/kernels.h"
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(EMBER_EMULATION)
 #include "kernels/cuda/block_reduce.cuh"  // kcuda::group_reduce, block_reduce, block_sum, block_max
 #endif
 

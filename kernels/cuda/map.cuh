@@ -129,7 +129,7 @@ void launch_channel_map(const F& f, const ChannelLayout& l, float* out, const In
   const int64_t ychunks = (per_plane + kLinearBlock - 1) / kLinearBlock;
   EMBER_CHECK(planes < (int64_t(1) << 31), "channel map: " << planes << " (n, c) planes exceed the grid");
   dim3 grid(static_cast<unsigned>(planes), static_cast<unsigned>(ychunks < 65535 ? ychunks : 65535));
-  channel_map_planes_kernel<K, F><<<grid, kLinearBlock, 0, stream()>>>(l.C, l.inner, p, vec, f);
+  EMBER_LAUNCH(grid, kLinearBlock, 0, stream(), channel_map_planes_kernel<K, F>)(l.C, l.inner, p, vec, f);
   EMBER_CUDA_LAUNCH_CHECK();
 }
 

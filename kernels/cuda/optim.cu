@@ -185,7 +185,7 @@ void multi_tensor_apply(const char* op, int kind, std::initializer_list<const st
   EMBER_CHECK(chunks.size() < (size_t(1) << 31), op << ": " << chunks.size() << " chunks exceed the grid");
   static ChunkCache* cache = new ChunkCache;  // never destroyed: device memory outlives static destructors badly
   const Chunk* dev = cache->upload(kind, chunks);
-  multi_tensor_kernel<Update><<<static_cast<unsigned>(chunks.size()), kLinearBlock, 0, stream()>>>(dev, up);
+  EMBER_LAUNCH(static_cast<unsigned>(chunks.size()), kLinearBlock, 0, stream(), multi_tensor_kernel<Update>)(dev, up);
   EMBER_CUDA_LAUNCH_CHECK();
 }
 

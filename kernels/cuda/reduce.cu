@@ -30,7 +30,7 @@ __global__ void sum_short_mid_kernel(int64_t n_out, const float* x, int64_t mid,
 // blockIdx.x = (o, column tile), blockIdx.y = slice of mid. Writes out[(slice * outer + o) * inner + i].
 __global__ void sum_tiles_kernel(const float* x, int64_t outer, int64_t mid, int64_t inner, int tx_log2,
                                  int64_t mid_per_split, float* out) {
-  __shared__ float sh[kBlock];
+  EMBER_SHARED(float, sh, [kBlock]);
   const int tx_count = 1 << tx_log2, ty_count = kBlock >> tx_log2;
   const int tx = threadIdx.x & (tx_count - 1), ty = threadIdx.x >> tx_log2;
   const int64_t tiles = (inner + tx_count - 1) / tx_count;
@@ -100,12 +100,12 @@ void sum_mid(const Tensor& x, int64_t outer, int64_t mid, int64_t inner, Tensor&
 
   dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(splits));
   if (splits == 1) {
-    sum_tiles_kernel<<<grid, kBlock, 0, stream()>>>(x.data(), outer, mid, inner, tx_log2, mid_per_split, y.data());
+    EMBER_LAUNCH(grid, kBlock, 0, stream(), sum_tiles_kernel)(x.data(), outer, mid, inner, tx_log2, mid_per_split, y.data());
     EMBER_CUDA_LAUNCH_CHECK();
     return;
   }
   DeviceBuffer<float> partial(static_cast<size_t>(splits * n_out));
-  sum_tiles_kernel<<<grid, kBlock, 0, stream()>>>(x.data(), outer, mid, inner, tx_log2, mid_per_split, partial.data());
+  EMBER_LAUNCH(grid, kBlock, 0, stream(), sum_tiles_kernel)(x.data(), outer, mid, inner, tx_log2, mid_per_split, partial.data());
   EMBER_CUDA_LAUNCH_CHECK();
   linear_kernel(sum_slices_kernel, 0, stream(), n_out, static_cast<const float*>(partial.data()),
                 static_cast<int>(splits), y.data());

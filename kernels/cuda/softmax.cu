@@ -42,6 +42,10 @@ namespace {
 
 constexpr float kNegInf = -INFINITY;
 constexpr int kWarpBlock = 128;    // threads per block of variant 1 (4 warps)
+// The block variants run 128..1024 threads (block_threads). __launch_bounds__ makes ptxas fit
+// 1024 threads in the 65,536 registers of a block (at most 64 each); without it the backward
+// kernels took 72 and 92 on sm_90 and could not launch at 1024 ("too many resources").
+constexpr int kMaxBlock = 1024;
 constexpr int kStaticSmem = 1024;  // shared memory the block variants use besides the row cache
 constexpr int kUnroll = 4;         // packs a thread loads before using the first: loads in flight
 
@@ -156,11 +160,11 @@ __global__ void __launch_bounds__(kWarpBlock) softmax_bwd_warp(const float* __re
 // in every pass, so it only ever reads back what it wrote itself: the cache needs no barrier;
 // the barriers are those of the two block reductions.
 template <int PACK>
-__global__ void softmax_fwd_block_shared(const float* __restrict__ x, float* __restrict__ y, int64_t rows,
-                                         int cols) {
-  extern __shared__ float4 smem_f4[];  // float4: 16-byte alignment for the packed accesses
+__global__ void __launch_bounds__(kMaxBlock)
+    softmax_fwd_block_shared(const float* __restrict__ x, float* __restrict__ y, int64_t rows, int cols) {
+  EMBER_DYNAMIC_SHARED(float4, smem_f4);  // float4: 16-byte alignment for the packed accesses
   float* cache = reinterpret_cast<float*>(smem_f4);  // (cols)
-  __shared__ float scratch[32];
+  EMBER_SHARED(float, scratch, [32]);
   const int step = blockDim.x * PACK;
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const float* xr = x + row * cols;
@@ -204,12 +208,13 @@ __global__ void softmax_fwd_block_shared(const float* __restrict__ x, float* __r
 }
 
 template <int PACK>
-__global__ void softmax_bwd_block_shared(const float* __restrict__ y, const float* __restrict__ dy,
-                                         float* __restrict__ dx, int64_t rows, int cols) {
-  extern __shared__ float4 smem_f4[];
+__global__ void __launch_bounds__(kMaxBlock)
+    softmax_bwd_block_shared(const float* __restrict__ y, const float* __restrict__ dy, float* __restrict__ dx,
+        int64_t rows, int cols) {
+  EMBER_DYNAMIC_SHARED(float4, smem_f4);
   float* cy = reinterpret_cast<float*>(smem_f4);  // (cols)
   float* cdy = cy + cols;                          // (cols); 16-byte aligned as cols % PACK == 0
-  __shared__ float scratch[32];
+  EMBER_SHARED(float, scratch, [32]);
   const int step = blockDim.x * PACK;
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const int64_t off = row * cols;
@@ -274,9 +279,10 @@ __device__ __forceinline__ MaxSum block_merge(MaxSum v, float* sm, float* ss) {
 }
 
 template <int PACK>
-__global__ void softmax_fwd_block_streaming(const float* __restrict__ x, float* __restrict__ y, int64_t rows,
-                                            int64_t cols) {
-  __shared__ float sm[32], ss[32];
+__global__ void __launch_bounds__(kMaxBlock)
+    softmax_fwd_block_streaming(const float* __restrict__ x, float* __restrict__ y, int64_t rows, int64_t cols) {
+  EMBER_SHARED(float, sm, [32]);
+  EMBER_SHARED(float, ss, [32]);
   const int64_t step = static_cast<int64_t>(blockDim.x) * PACK;
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const float* xr = x + row * cols;
@@ -328,9 +334,10 @@ __global__ void softmax_fwd_block_streaming(const float* __restrict__ x, float* 
 }
 
 template <int PACK>
-__global__ void softmax_bwd_block_streaming(const float* __restrict__ y, const float* __restrict__ dy,
-                                            float* __restrict__ dx, int64_t rows, int64_t cols) {
-  __shared__ float scratch[32];
+__global__ void __launch_bounds__(kMaxBlock)
+    softmax_bwd_block_streaming(const float* __restrict__ y, const float* __restrict__ dy, float* __restrict__ dx,
+        int64_t rows, int64_t cols) {
+  EMBER_SHARED(float, scratch, [32]);
   const int64_t step = static_cast<int64_t>(blockDim.x) * PACK;
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const int64_t off = row * cols;
@@ -411,7 +418,7 @@ struct FwdWarp {
   template <int PACK, int PACKS, int GROUP>
   void run() const {
     const unsigned grid = grid_for(ceil_div(rows, kWarpBlock / GROUP));
-    softmax_fwd_warp<PACK, PACKS, GROUP><<<grid, kWarpBlock, 0, st>>>(x, y, rows, cols);
+    EMBER_LAUNCH(grid, kWarpBlock, 0, st, softmax_fwd_warp<PACK, PACKS, GROUP>)(x, y, rows, cols);
   }
 };
 
@@ -425,14 +432,14 @@ struct BwdWarp {
   template <int PACK, int PACKS, int GROUP>
   void run() const {
     const unsigned grid = grid_for(ceil_div(rows, kWarpBlock / GROUP));
-    softmax_bwd_warp<PACK, PACKS, GROUP><<<grid, kWarpBlock, 0, st>>>(y, dy, dx, rows, cols);
+    EMBER_LAUNCH(grid, kWarpBlock, 0, st, softmax_bwd_warp<PACK, PACKS, GROUP>)(y, dy, dx, rows, cols);
   }
 };
 
 // Threads of a block-per-row variant: about `per_thread` packs each, 128..1024 threads.
 int block_threads(int64_t packs, int per_thread) {
   int t = 128;
-  while (t < 1024 && static_cast<int64_t>(t) * per_thread < packs) t *= 2;
+  while (t < kMaxBlock && static_cast<int64_t>(t) * per_thread < packs) t *= 2;
   return t;
 }
 
@@ -497,18 +504,18 @@ void softmax_forward_launch(const float* x, float* y, int64_t rows, int64_t cols
       const size_t bytes = static_cast<size_t>(cols) * shared_bytes_per_col(false);
       if (vec) {
         allow_smem(softmax_fwd_block_shared<4>, bytes);
-        softmax_fwd_block_shared<4><<<row_grid(rows), block_threads(cols / 4, 4), bytes, st>>>(x, y, rows, c);
+        EMBER_LAUNCH(row_grid(rows), block_threads(cols / 4, 4), bytes, st, softmax_fwd_block_shared<4>)(x, y, rows, c);
       } else {
         allow_smem(softmax_fwd_block_shared<1>, bytes);
-        softmax_fwd_block_shared<1><<<row_grid(rows), block_threads(cols, 4), bytes, st>>>(x, y, rows, c);
+        EMBER_LAUNCH(row_grid(rows), block_threads(cols, 4), bytes, st, softmax_fwd_block_shared<1>)(x, y, rows, c);
       }
       break;
     }
     default:
       if (vec)
-        softmax_fwd_block_streaming<4><<<row_grid(rows), block_threads(cols / 4, 8), 0, st>>>(x, y, rows, cols);
+        EMBER_LAUNCH(row_grid(rows), block_threads(cols / 4, 8), 0, st, softmax_fwd_block_streaming<4>)(x, y, rows, cols);
       else
-        softmax_fwd_block_streaming<1><<<row_grid(rows), block_threads(cols, 8), 0, st>>>(x, y, rows, cols);
+        EMBER_LAUNCH(row_grid(rows), block_threads(cols, 8), 0, st, softmax_fwd_block_streaming<1>)(x, y, rows, cols);
       break;
   }
   EMBER_KCUDA_CHECK_LAUNCH("softmax forward");
@@ -531,18 +538,18 @@ void softmax_backward_launch(const float* y, const float* dy, float* dx, int64_t
       const size_t bytes = static_cast<size_t>(cols) * shared_bytes_per_col(true);
       if (vec) {
         allow_smem(softmax_bwd_block_shared<4>, bytes);
-        softmax_bwd_block_shared<4><<<row_grid(rows), block_threads(cols / 4, 4), bytes, st>>>(y, dy, dx, rows, c);
+        EMBER_LAUNCH(row_grid(rows), block_threads(cols / 4, 4), bytes, st, softmax_bwd_block_shared<4>)(y, dy, dx, rows, c);
       } else {
         allow_smem(softmax_bwd_block_shared<1>, bytes);
-        softmax_bwd_block_shared<1><<<row_grid(rows), block_threads(cols, 4), bytes, st>>>(y, dy, dx, rows, c);
+        EMBER_LAUNCH(row_grid(rows), block_threads(cols, 4), bytes, st, softmax_bwd_block_shared<1>)(y, dy, dx, rows, c);
       }
       break;
     }
     default:
       if (vec)
-        softmax_bwd_block_streaming<4><<<row_grid(rows), block_threads(cols / 4, 8), 0, st>>>(y, dy, dx, rows, cols);
+        EMBER_LAUNCH(row_grid(rows), block_threads(cols / 4, 8), 0, st, softmax_bwd_block_streaming<4>)(y, dy, dx, rows, cols);
       else
-        softmax_bwd_block_streaming<1><<<row_grid(rows), block_threads(cols, 8), 0, st>>>(y, dy, dx, rows, cols);
+        EMBER_LAUNCH(row_grid(rows), block_threads(cols, 8), 0, st, softmax_bwd_block_streaming<1>)(y, dy, dx, rows, cols);
       break;
   }
   EMBER_KCUDA_CHECK_LAUNCH("softmax backward");

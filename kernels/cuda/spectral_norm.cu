@@ -149,10 +149,10 @@ __global__ void __launch_bounds__(kBlockThreads, 2)
     sn_colpass(const float* __restrict__ w, const float* __restrict__ u, int rows, int cols, int inner,
                int rows_per_tile, int row_tiles, float* __restrict__ p1, float* __restrict__ vraw,
                float* __restrict__ ssq) {
-  __shared__ float us[kMaxTileRows];         // u for this tile's rows
-  __shared__ float red[kBlockThreads * 4];   // (ty, 4 * tx): the row groups' column sums
-  __shared__ float scratch[32];
-  __shared__ bool last;
+  EMBER_SHARED(float, us, [kMaxTileRows]);         // u for this tile's rows
+  EMBER_SHARED(float, red, [kBlockThreads * 4]);   // (ty, 4 * tx): the row groups' column sums
+  EMBER_SHARED(float, scratch, [32]);
+  EMBER_SHARED(bool, last, );
   const int tx = threadIdx.x, ty = threadIdx.y, TX = blockDim.x, TY = blockDim.y;
   const int tid = ty * TX + tx;
   const int r0 = blockIdx.y * rows_per_tile, r1 = min(rows, r0 + rows_per_tile);
@@ -225,9 +225,9 @@ __global__ void __launch_bounds__(kBlockThreads, 2)
                int row_tiles, const float* __restrict__ vsrc, const float* __restrict__ ssq, float eps,
                float* __restrict__ v_out, float* __restrict__ p2, float* __restrict__ traw, float* __restrict__ rt,
                float* __restrict__ u, float* __restrict__ sigma) {
-  __shared__ float rowsum[4][kMaxTileRows];  // (column warp, row of the tile)
-  __shared__ float scratch[32];
-  __shared__ bool last;
+  EMBER_SHARED(float, rowsum, [4][kMaxTileRows]);  // (column warp, row of the tile)
+  EMBER_SHARED(float, scratch, [32]);
+  EMBER_SHARED(bool, last, );
   const int tx = threadIdx.x, ty = threadIdx.y, TX = blockDim.x, TY = blockDim.y;
   const int tid = ty * TX + tx, nthreads = TX * TY;
   const int lane = tx & 31, cwarp = tx >> 5;  // TX is a multiple of 32: a warp is one row group
@@ -335,8 +335,8 @@ template <bool VEC>
 __global__ void __launch_bounds__(kDotThreads)
     sn_grad_dot(const float* __restrict__ g, const float* __restrict__ w, int64_t n, const float* __restrict__ sigma,
                 float* __restrict__ partials, float* __restrict__ coef) {
-  __shared__ float scratch[32];
-  __shared__ bool last;
+  EMBER_SHARED(float, scratch, [32]);
+  EMBER_SHARED(bool, last, );
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   float s = 0.0f;
   if constexpr (VEC) {
@@ -404,7 +404,7 @@ template <bool TRAIN>
 void launch_rowpass(bool vec, const Plan& p, dim3 grid, dim3 block, const float* w, SnDims d, const float* vsrc,
                     float* ws, float eps, float* v_out, float* u, float* sigma, cudaStream_t st) {
   auto k = vec ? sn_rowpass<true, TRAIN> : sn_rowpass<false, TRAIN>;
-  k<<<grid, block, 0, st>>>(w, static_cast<int>(d.rows), static_cast<int>(d.cols), static_cast<int>(d.inner),
+  EMBER_LAUNCH(grid, block, 0, st, k)(w, static_cast<int>(d.rows), static_cast<int>(d.cols), static_cast<int>(d.inner),
                             p.rows_per_tile, p.col_tiles, p.row_tiles, vsrc, ws + p.ssq, eps, v_out, ws + p.p2,
                             ws + p.traw, ws + p.rt, u, sigma);
   EMBER_KCUDA_CHECK_LAUNCH("sn_rowpass");
@@ -418,7 +418,7 @@ void sn_power_iteration_launch(const float* w, SnDims d, float eps, float* u, fl
   const bool vec = d.inner % 4 == 0 && aligned16(w);
   const dim3 grid(p.col_tiles, p.row_tiles), block(p.tx, p.ty);
   auto k1 = vec ? sn_colpass<true> : sn_colpass<false>;
-  k1<<<grid, block, 0, st>>>(w, u, static_cast<int>(d.rows), static_cast<int>(d.cols), static_cast<int>(d.inner),
+  EMBER_LAUNCH(grid, block, 0, st, k1)(w, u, static_cast<int>(d.rows), static_cast<int>(d.cols), static_cast<int>(d.inner),
                              p.rows_per_tile, p.row_tiles, ws + p.p1, ws + p.vraw, ws + p.ssq);
   EMBER_KCUDA_CHECK_LAUNCH("sn_colpass");
   launch_rowpass<true>(vec, p, grid, block, w, d, ws + p.vraw, ws, eps, v, u, sigma, st);
@@ -439,10 +439,10 @@ void sn_scale_launch(const float* w, const float* sigma, float* w_sn, int64_t n,
   if (n == 0) return;
   constexpr int threads = 256;
   if (n % 4 == 0 && aligned16(w) && aligned16(w_sn)) {
-    sn_scale_vec<<<elementwise_grid(n / 4, threads), threads, 0, st>>>(
+    EMBER_LAUNCH(elementwise_grid(n / 4, threads), threads, 0, st, sn_scale_vec)(
         reinterpret_cast<const float4*>(w), sigma, reinterpret_cast<float4*>(w_sn), n / 4);
   } else {
-    sn_scale_scalar<<<elementwise_grid(n, threads), threads, 0, st>>>(w, sigma, w_sn, n);
+    EMBER_LAUNCH(elementwise_grid(n, threads), threads, 0, st, sn_scale_scalar)(w, sigma, w_sn, n);
   }
   EMBER_KCUDA_CHECK_LAUNCH("sn_scale");
 }
@@ -458,10 +458,10 @@ void sn_backward_launch(const float* w, SnDims d, const float* u, const float* v
       std::min<int64_t>({ceil_div(work, kDotThreads), 2LL * device_info().sm_count, kMaxDotBlocks}));
   float* coef = ws + p.scal;
   auto k1 = vec ? sn_grad_dot<true> : sn_grad_dot<false>;
-  k1<<<blocks, kDotThreads, 0, st>>>(g, w, n, sigma, ws + p.dotp, coef);
+  EMBER_LAUNCH(blocks, kDotThreads, 0, st, k1)(g, w, n, sigma, ws + p.dotp, coef);
   EMBER_KCUDA_CHECK_LAUNCH("sn_grad_dot");
   auto k2 = vec ? sn_grad_apply<true> : sn_grad_apply<false>;
-  k2<<<elementwise_grid(work, 256), 256, 0, st>>>(g, u, v, sigma, coef, n, static_cast<int>(d.rows),
+  EMBER_LAUNCH(elementwise_grid(work, 256), 256, 0, st, k2)(g, u, v, sigma, coef, n, static_cast<int>(d.rows),
                                                    static_cast<int>(d.inner), dw);
   EMBER_KCUDA_CHECK_LAUNCH("sn_grad_apply");
 }

@@ -36,7 +36,7 @@ __global__ void unfused_permute(const float* __restrict__ w, int64_t rows, int64
 
 // out[0] = ||x|| (PyTorch's norm reduction of a vector).
 __global__ void unfused_norm(const float* __restrict__ x, int64_t n, float* __restrict__ out) {
-  __shared__ float scratch[32];
+  EMBER_SHARED(float, scratch, [32]);
   float s = 0.0f;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += x[i] * x[i];
   s = block_sum(s, scratch);
@@ -100,21 +100,21 @@ void sn_unfused_forward(cublasHandle_t h, const float* w, SnDims d, float eps, f
 
   const float* wm = w;  // Wm row-major (rows, cols) = column-major (cols, rows), ld = cols
   if (d.inner != d.cols) {
-    unfused_permute<<<grid_for(d.rows * d.cols), kThreads, 0, st>>>(w, d.rows, d.cols, d.inner, ws + g.wp);
+    EMBER_LAUNCH(grid_for(d.rows * d.cols), kThreads, 0, st, unfused_permute)(w, d.rows, d.cols, d.inner, ws + g.wp);
     EMBER_KCUDA_CHECK_LAUNCH("unfused_permute");
     wm = ws + g.wp;
   }
   // v = normalize(Wm^T u)
   check_cublas(cublasSgemv(h, CUBLAS_OP_N, m, n, &one, wm, m, u, 1, &zero, ws + g.vtmp, 1), "cublasSgemv (W^T u)");
-  unfused_norm<<<1, 512, 0, st>>>(ws + g.vtmp, d.cols, nrm);
-  unfused_clamp_min<<<1, 1, 0, st>>>(nrm, eps);
-  unfused_div<<<grid_for(d.cols), kThreads, 0, st>>>(ws + g.vtmp, nrm, d.cols, v);
+  EMBER_LAUNCH(1, 512, 0, st, unfused_norm)(ws + g.vtmp, d.cols, nrm);
+  EMBER_LAUNCH(1, 1, 0, st, unfused_clamp_min)(nrm, eps);
+  EMBER_LAUNCH(grid_for(d.cols), kThreads, 0, st, unfused_div)(ws + g.vtmp, nrm, d.cols, v);
   EMBER_KCUDA_CHECK_LAUNCH("unfused normalize v");
   // u = normalize(Wm v)
   check_cublas(cublasSgemv(h, CUBLAS_OP_T, m, n, &one, wm, m, v, 1, &zero, ws + g.utmp, 1), "cublasSgemv (W v)");
-  unfused_norm<<<1, 512, 0, st>>>(ws + g.utmp, d.rows, nrm + 1);
-  unfused_clamp_min<<<1, 1, 0, st>>>(nrm + 1, eps);
-  unfused_div<<<grid_for(d.rows), kThreads, 0, st>>>(ws + g.utmp, nrm + 1, d.rows, u);
+  EMBER_LAUNCH(1, 512, 0, st, unfused_norm)(ws + g.utmp, d.rows, nrm + 1);
+  EMBER_LAUNCH(1, 1, 0, st, unfused_clamp_min)(nrm + 1, eps);
+  EMBER_LAUNCH(grid_for(d.rows), kThreads, 0, st, unfused_div)(ws + g.utmp, nrm + 1, d.rows, u);
   EMBER_KCUDA_CHECK_LAUNCH("unfused normalize u");
   // u, v = u.clone(), v.clone()
   EMBER_KCUDA_CHECK(cudaMemcpyAsync(ws + g.uc, u, d.rows * sizeof(float), cudaMemcpyDeviceToDevice, st));
@@ -125,7 +125,7 @@ void sn_unfused_forward(cublasHandle_t h, const float* w, SnDims d, float eps, f
   check_cublas(cublasSdot(h, n, ws + g.uc, 1, ws + g.t, 1, sigma), "cublasSdot");
   check_cublas(cublasSetPointerMode(h, mode), "cublasSetPointerMode");
   // weight / sigma
-  unfused_div<<<grid_for(d.rows * d.cols), kThreads, 0, st>>>(w, sigma, d.rows * d.cols, w_sn);
+  EMBER_LAUNCH(grid_for(d.rows * d.cols), kThreads, 0, st, unfused_div)(w, sigma, d.rows * d.cols, w_sn);
   EMBER_KCUDA_CHECK_LAUNCH("unfused w / sigma");
 }
 

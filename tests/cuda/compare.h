@@ -30,6 +30,15 @@
 
 namespace ember::test::gpu {
 
+// True in the emulated build (tests/emulation, docs/emulation.md), which runs these tests on the
+// CPU: a few shapes that take minutes there have smaller stand-ins reaching the same variants
+// and branches; the full shapes run on GPUs.
+#ifdef EMBER_EMULATION
+constexpr bool kEmulated = true;
+#else
+constexpr bool kEmulated = false;
+#endif
+
 constexpr double kFp32Tol = 1e-5;
 constexpr double kTf32Tol = 1e-2;
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
