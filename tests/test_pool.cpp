@@ -138,7 +138,7 @@ TEST_CASE("pool: argument errors name the op, the shape and what was expected", 
                       Catch::Contains("upsample2x") && Catch::Contains("[4, 4]"));
 }
 
-TEST_CASE("pool: a NaN in a window is its maximum, as in PyTorch; Inf passes", "[pool][nonfinite]") {
+TEST_CASE("pool: a NaN in a window is its maximum, as in PyTorch, and Inf passes", "[pool][nonfinite]") {
   const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
   // Windows: NaN at tap 1 (not the first), NaN at taps 0 and 3 (the last NaN takes the gradient),
   // +Inf, -Inf everywhere.

@@ -239,16 +239,15 @@ std::string save(Run& run, const data::BatchLoader& loader, const std::string& c
 
 int run_train(TrainConfig cfg, const std::set<std::string>& given) {
   // 1. Everything that can fail on bad input happens before the run folder is touched.
-  cfg.check_flags(given);
   int64_t start_epoch = 0, start_batch = 0;
   std::string resume_from;
   if (cfg.resume) {
     ResumePoint rp = find_resume_point(cfg.out);
-    cfg = merge_for_resume(rp.config.cfg, cfg, given);
-    cfg.check_flags({});
+    cfg = merge_for_resume(rp.config.cfg, cfg, given);  // then checked as a whole, with the run's data
     resume_from = rp.path;
     start_epoch = rp.config.loader_epoch, start_batch = rp.config.loader_batch;
   }
+  cfg.check_flags(given);
   Device device = parse_device(cfg.device);
   const int checkpoint_channels = cfg.channels;
   if (cfg.data.empty()) cfg.size = 32;  // Fashion-MNIST; another explicit --size was refused above

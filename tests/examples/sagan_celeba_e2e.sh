@@ -159,6 +159,14 @@ check_refused "error: --width 0.01 gives channel counts" --width 0.01 --device c
 check_refused "error: --batch 8 is larger than the data: 3 readable image(s) under $T/few (1 unreadable skipped); use --batch 3 or less" \
   --data "$T/few" --size 32 --batch 8 --workers 1 --device cpu --steps 1
 
+# A folder run resumed with --size given (equal to the checkpoint's) is checked against the
+# run's data, not against the default data.
+"$BIN" train --out "$T/fold" --data "$T/few" --size 32 --batch 2 --workers 1 --width 0.125 --device cpu --steps 1 \
+  >"$T/fold.log" 2>&1 || { cat "$T/fold.log"; fail "training on a folder of 3 images"; }
+"$BIN" train --out "$T/fold" --resume --size 32 --steps 2 >"$T/fold2.log" 2>&1 || { cat "$T/fold2.log"; fail "resume with --size"; }
+grep -q "resumed from .* at step 1" "$T/fold2.log" || fail "folder run did not resume: $(cat "$T/fold2.log")"
+echo "ok: a folder run resumes with --size 32 given"
+
 # 7. Weights that blow up (a learning rate of 1e30 is finite and allowed) stop the run at the
 # first non-finite loss; no checkpoint of that step or later exists; the first progress line
 # is printed after step 1 although --log-every is 10.
