@@ -4,7 +4,9 @@
 // tests/fuzz/model_config.cpp) and 2^40 to int by truncation. An absent field keeps its default.
 #pragma once
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -17,12 +19,15 @@ Int json_int(const nlohmann::json& j, const char* key, Int fallback, const char*
   EMBER_CHECK(j.is_object(), who << ": the configuration must be a JSON object, got " << j.type_name());
   auto it = j.find(key);
   if (it == j.end()) return fallback;
-  const bool fits = it->is_number_unsigned()
-                        ? it->template get<uint64_t>() <= uint64_t(std::numeric_limits<Int>::max())
-                        : it->is_number_integer() && it->template get<int64_t>() >= int64_t(std::numeric_limits<Int>::min()) &&
-                              it->template get<int64_t>() <= int64_t(std::numeric_limits<Int>::max());
-  EMBER_CHECK(fits, who << ": '" << key << "' must be an integer in [" << std::numeric_limits<Int>::min() << ", "
-                        << std::numeric_limits<Int>::max() << "], got " << it->dump());
+  bool fits = false;
+  if (it->is_number_unsigned()) {
+    fits = it->template get<uint64_t>() <= uint64_t(std::numeric_limits<Int>::max());
+  } else if (it->is_number_integer()) {  // negative
+    const int64_t v = it->template get<int64_t>();
+    fits = std::is_signed<Int>::value && v >= int64_t(std::numeric_limits<Int>::min());
+  }
+  EMBER_CHECK(fits, who << ": '" << key << "' must be an integer in [" << +std::numeric_limits<Int>::min() << ", "
+                        << +std::numeric_limits<Int>::max() << "], got " << it->dump());
   return it->is_number_unsigned() ? Int(it->template get<uint64_t>()) : Int(it->template get<int64_t>());
 }
 

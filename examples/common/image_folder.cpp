@@ -119,6 +119,19 @@ bool jpeg_huffman_tables_ok(const uint8_t* data, size_t size) {
   return true;
 }
 
+// stb_image 2.27 passes a null pointer to memcpy (undefined behaviour) when a PNG's first IDAT
+// chunk is empty (found by tests/fuzz/image.cpp). Encoders never write one; such files are refused.
+bool png_first_idat_ok(const uint8_t* data, size_t size) {
+  auto be32 = [&](size_t i) { return uint32_t(data[i]) << 24 | uint32_t(data[i + 1]) << 16 | uint32_t(data[i + 2]) << 8 | data[i + 3]; };
+  for (size_t i = 8; i + 8 <= size;) {  // chunks: length, type, data, CRC
+    const uint32_t len = be32(i);
+    if (std::memcmp(data + i + 4, "IDAT", 4) == 0) return len != 0;
+    if (uint64_t(len) + 12 > size - i) return true;  // truncated: stb refuses it itself
+    i += size_t(len) + 12;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool decode_image(const uint8_t* data, size_t size, int channels, DecodedImage* out, std::string* why) {
@@ -136,6 +149,8 @@ bool decode_image(const uint8_t* data, size_t size, int channels, DecodedImage* 
   };
   if (size >= 2 && data[0] == 0xFF && data[1] == 0xD8 && !jpeg_huffman_tables_ok(data, size))
     return fail("corrupt JPEG: a huffman table declares more than 256 codes");
+  if (size >= 8 && std::memcmp(data, "\x89PNG", 4) == 0 && !png_first_idat_ok(data, size))
+    return fail("corrupt PNG: empty first IDAT chunk");
   int w = 0, h = 0, n = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &n)) return fail(stb_reason());
   if (w <= 0 || h <= 0 || int64_t(w) * h > kMaxImagePixels)
