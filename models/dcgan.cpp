@@ -1,5 +1,6 @@
 // DCGAN generator and discriminator (see dcgan.h).
 #include "models/dcgan.h"
+#include "models/config_json.h"
 
 #include <nlohmann/json.hpp>
 
@@ -26,11 +27,11 @@ DcganConfig DcganConfig::from_json(const std::string& s) {
   DcganConfig c;
   try {
     nlohmann::json j = nlohmann::json::parse(s);
-    c.resolution = j.value("resolution", c.resolution);
-    c.base = j.value("base", c.base);
-    c.z_dim = j.value("z_dim", c.z_dim);
-    c.image_channels = j.value("image_channels", c.image_channels);
-    c.d_slope = j.value("d_slope", c.d_slope);
+    c.resolution = json_int(j, "resolution", c.resolution, "DcganConfig::from_json");
+    c.base = json_int(j, "base", c.base, "DcganConfig::from_json");
+    c.z_dim = json_int(j, "z_dim", c.z_dim, "DcganConfig::from_json");
+    c.image_channels = json_int(j, "image_channels", c.image_channels, "DcganConfig::from_json");
+    c.d_slope = json_float(j, "d_slope", c.d_slope, "DcganConfig::from_json");
   } catch (const nlohmann::json::exception& e) {
     EMBER_FAIL("DcganConfig::from_json: " << e.what() << " in " << s);
   }

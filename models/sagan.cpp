@@ -1,5 +1,6 @@
 // The article's SAGAN generator and discriminator (see sagan.h).
 #include "models/sagan.h"
+#include "models/config_json.h"
 
 #include <nlohmann/json.hpp>
 
@@ -35,12 +36,12 @@ SaganConfig SaganConfig::from_json(const std::string& s) {
   }
   SaganConfig c;
   try {
-    c.resolution = j.value("resolution", c.resolution);
-    c.width = j.value("width", c.width);
-    c.z_dim = j.value("z_dim", c.z_dim);
-    c.image_channels = j.value("image_channels", c.image_channels);
+    c.resolution = json_int(j, "resolution", c.resolution, "SaganConfig::from_json");
+    c.width = json_float(j, "width", c.width, "SaganConfig::from_json");
+    c.z_dim = json_int(j, "z_dim", c.z_dim, "SaganConfig::from_json");
+    c.image_channels = json_int(j, "image_channels", c.image_channels, "SaganConfig::from_json");
     c.attention = parse_attention_variant(j.value("attention", std::string("article")));
-    c.d_slope = j.value("d_slope", c.d_slope);
+    c.d_slope = json_float(j, "d_slope", c.d_slope, "SaganConfig::from_json");
   } catch (const nlohmann::json::exception& e) {
     EMBER_FAIL("SaganConfig::from_json: bad field (" << e.what() << "): " << s);
   }

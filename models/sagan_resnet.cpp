@@ -1,5 +1,6 @@
 // The official (ResNet) SAGAN generator and discriminator (see sagan_resnet.h).
 #include "models/sagan_resnet.h"
+#include "models/config_json.h"
 
 #include <nlohmann/json.hpp>
 
@@ -30,10 +31,10 @@ SaganResNetConfig SaganResNetConfig::from_json(const std::string& s) {
   SaganResNetConfig c;
   try {
     nlohmann::json j = nlohmann::json::parse(s);
-    c.resolution = j.value("resolution", c.resolution);
-    c.base = j.value("base", c.base);
-    c.z_dim = j.value("z_dim", c.z_dim);
-    c.image_channels = j.value("image_channels", c.image_channels);
+    c.resolution = json_int(j, "resolution", c.resolution, "SaganResNetConfig::from_json");
+    c.base = json_int(j, "base", c.base, "SaganResNetConfig::from_json");
+    c.z_dim = json_int(j, "z_dim", c.z_dim, "SaganResNetConfig::from_json");
+    c.image_channels = json_int(j, "image_channels", c.image_channels, "SaganResNetConfig::from_json");
     c.attention = parse_attention_variant(j.value("attention", std::string("official")));
   } catch (const nlohmann::json::exception& e) {
     EMBER_FAIL("SaganResNetConfig::from_json: " << e.what() << " in " << s);

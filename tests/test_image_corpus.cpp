@@ -159,3 +159,27 @@ TEST_CASE("image corpus: unreadable files are skipped, counted and named once ea
   for (const std::string& name : bad) CHECK(count_of(log, "'" + (kCorpus / name).string() + "'") == 1);
   for (const std::string& name : good) CHECK(count_of(log, name) == 0);
 }
+
+TEST_CASE("image corpus: inputs that broke stb_image under the fuzzer are refused with a reason",
+          "[data][image][corpus]") {
+  // All found by tests/fuzz/image.cpp: a JPEG huffman table of more than 256 codes (stb_image
+  // 2.27 wrote past its table), a PNG whose failure left stb's reason empty, and a PNG whose
+  // empty first IDAT chunk made stb pass a null pointer to memcpy.
+  const fs::path dir = fs::path(EMBER_SOURCE_DIR) / "tests" / "fuzz" / "corpus" / "image";
+  struct Case {
+    const char* name;
+    const char* reason;
+  };
+  for (const Case& c : {Case{"crash-jpeg-dht-over-256-codes.jpg", "huffman table"},
+                        Case{"crash-png-empty-stb-reason.png", "cannot decode"},
+                        Case{"crash-png-empty-first-idat.png", "empty first IDAT"}}) {
+    std::ifstream f(dir / c.name, std::ios::binary);
+    REQUIRE(f.good());
+    const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    DecodedImage im;
+    std::string why;
+    INFO(c.name);
+    CHECK_FALSE(decode_image(bytes.data(), bytes.size(), 3, &im, &why));
+    CHECK_THAT(why, Contains(c.reason));
+  }
+}

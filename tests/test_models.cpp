@@ -159,6 +159,16 @@ TEST_CASE("models: configurations round-trip through JSON, bad ones are rejected
   c.image_channels = 3, c.width = 1.0f / 32;  // attention on 4 channels
   REQUIRE_THROWS_WITH(models::SaganGenerator(c, gen), Catch::Contains("multiple of 8"));
   REQUIRE_THROWS_WITH(models::SaganConfig::from_json("{\"resolution\": \"big\"}"), Catch::Contains("from_json"));
+  // Numbers that do not fit the field are refused by name: 1e20 into an int was undefined
+  // behaviour (tests/fuzz/corpus/model_config/crash-*), 2^32 + 32 was truncated to a valid 32.
+  REQUIRE_THROWS_WITH(models::SaganConfig::from_json("{\"resolution\": 1e20}"),
+                      Catch::Contains("'resolution' must be an integer"));
+  REQUIRE_THROWS_WITH(models::DcganConfig::from_json("{\"resolution\": 4294967328}"),
+                      Catch::Contains("'resolution' must be an integer"));
+  REQUIRE_THROWS_WITH(models::SaganResNetConfig::from_json("{\"z_dim\": 1.5}"), Catch::Contains("'z_dim'"));
+  REQUIRE_THROWS_WITH(models::SaganConfig::from_json("{\"width\": 1e39}"),
+                      Catch::Contains("'width' must be a finite number"));
+  REQUIRE_THROWS_WITH(models::DcganConfig::from_json("[64]"), Catch::Contains("must be a JSON object"));
 }
 
 TEST_CASE("models: strict loading names missing, unexpected and mis-shaped tensors", "[models][errors]") {

@@ -75,6 +75,65 @@ void crop_resize_to_chw(const uint8_t* pixels, int w, int h, const ImageFolderOp
       }
 }
 
+namespace {
+
+// stb_image 2.27 (Debian 12) writes past a 257-byte table when a JPEG huffman table (DHT) declares
+// more than 256 codes (found by tests/fuzz/image.cpp; stbi__build_huffman): memory corruption
+// from a hostile file, in stbi_info as well as in decoding. This refuses such files first. It
+// reads each DHT as stb does, at every position where stb may: the markers of the headers
+// (followed by their lengths, as stb skips them) and, from the first scan on, every FF C4 byte
+// pair (stb resynchronises on markers inside entropy-coded data).
+bool jpeg_huffman_tables_ok(const uint8_t* data, size_t size) {
+  auto at = [&](size_t i) -> unsigned { return i < size ? data[i] : 0u; };  // stb reads 0 past the end
+  // One DHT segment at p (its length field), table by table as stb_image reads it.
+  auto dht_ok = [&](size_t p) {
+    long left = long(at(p) << 8 | at(p + 1)) - 2;
+    p += 2;
+    while (left > 0 && p < size) {
+      const unsigned q = at(p++);
+      if ((q >> 4) > 1 || (q & 15) > 3) return true;  // stb stops here with an error: harmless
+      long codes = 0;
+      for (int i = 0; i < 16; ++i) codes += at(p++);
+      if (codes > 256) return false;
+      p += size_t(codes);
+      left -= 17 + codes;
+    }
+    return true;
+  };
+  size_t i = 2;  // after SOI
+  while (i < size) {
+    if (data[i] != 0xFF) {  // stb skips stray bytes between segments one at a time
+      ++i;
+      continue;
+    }
+    while (i < size && data[i] == 0xFF) ++i;  // fill bytes
+    if (i >= size) break;
+    const unsigned m = data[i++];
+    if (m == 0xD8 || m == 0xD9 || (m >= 0xD0 && m <= 0xD7) || m == 0x01) continue;  // no length
+    if (m == 0xC4 && !dht_ok(i)) return false;
+    if (m == 0xDA) break;  // first scan: from here on, check every FF C4
+    i += size_t(at(i) << 8 | at(i + 1));
+  }
+  for (; i + 1 < size; ++i)
+    if (data[i] == 0xFF && data[i + 1] == 0xC4 && !dht_ok(i + 2)) return false;
+  return true;
+}
+
+// stb_image 2.27 passes a null pointer to memcpy (undefined behaviour) when a PNG's first IDAT
+// chunk is empty (found by tests/fuzz/image.cpp). Encoders never write one; such files are refused.
+bool png_first_idat_ok(const uint8_t* data, size_t size) {
+  auto be32 = [&](size_t i) { return uint32_t(data[i]) << 24 | uint32_t(data[i + 1]) << 16 | uint32_t(data[i + 2]) << 8 | data[i + 3]; };
+  for (size_t i = 8; i + 8 <= size;) {  // chunks: length, type, data, CRC
+    const uint32_t len = be32(i);
+    if (std::memcmp(data + i + 4, "IDAT", 4) == 0) return len != 0;
+    if (uint64_t(len) + 12 > size - i) return true;  // truncated: stb refuses it itself
+    i += size_t(len) + 12;
+  }
+  return true;
+}
+
+}  // namespace
+
 bool decode_image(const uint8_t* data, size_t size, int channels, DecodedImage* out, std::string* why) {
   auto fail = [&](const std::string& reason) {
     if (why) *why = reason;
@@ -88,6 +147,10 @@ bool decode_image(const uint8_t* data, size_t size, int channels, DecodedImage* 
     const char* r = stbi_failure_reason();
     return std::string(r && *r ? r : "stb_image cannot decode it (no reason given)");
   };
+  if (size >= 2 && data[0] == 0xFF && data[1] == 0xD8 && !jpeg_huffman_tables_ok(data, size))
+    return fail("corrupt JPEG: a huffman table declares more than 256 codes");
+  if (size >= 8 && std::memcmp(data, "\x89PNG", 4) == 0 && !png_first_idat_ok(data, size))
+    return fail("corrupt PNG: empty first IDAT chunk");
   int w = 0, h = 0, n = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &n)) return fail(stb_reason());
   if (w <= 0 || h <= 0 || int64_t(w) * h > kMaxImagePixels)

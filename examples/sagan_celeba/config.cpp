@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "models/config_json.h"
 
 namespace sagan_example {
 
@@ -39,8 +40,17 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
     EMBER_FAIL("checkpoint configuration is not valid JSON: " << e.what());
   }
   TrainConfig c;
+  // Numbers are read strictly (models/config_json.h): "steps": 1e20 was undefined behaviour
+  // (found by tests/fuzz/model_config.cpp), 2^32 + 64 was truncated.
   auto get = [&](const char* key, auto& field) {
-    if (j.contains(key)) j.at(key).get_to(field);
+    using T = std::decay_t<decltype(field)>;
+    if (!j.contains(key)) return;
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
+      field = ember::models::json_int(j, key, field, "checkpoint configuration");
+    else if constexpr (std::is_floating_point_v<T>)
+      field = ember::models::json_float(j, key, field, "checkpoint configuration");
+    else
+      j.at(key).get_to(field);
   };
   try {
     get("data", c.data), get("out", c.out), get("size", c.size), get("arch", c.arch);
