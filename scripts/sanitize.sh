@@ -27,7 +27,7 @@ case "$mode" in
     cmake --build "$BUILD" --target ember_emu_tsan -j "$(nproc)"
     export TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1"
     cd "$BUILD"
-    ctest --output-on-failure -R "^emu-tsan: " --timeout 900
+    ctest --output-on-failure -R "^emu-tsan:" --timeout 900
     exit 0 ;;
   *) echo "usage: bash scripts/sanitize.sh [--thread]" >&2; exit 2 ;;
 esac
@@ -42,4 +42,4 @@ cmake --build "$BUILD" --target ember_emu_tests ember_emu_tsan -j "$(nproc)"
 export ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:report_error_type=1"
 cd "$BUILD"
-ctest --output-on-failure -j "$(nproc)" -R "^emu(-tsan)?: " --timeout 900
+ctest --output-on-failure -j "$(nproc)" -R "^emu(-tsan)?:" --timeout 900
