@@ -38,7 +38,7 @@ case "$mode" in
     cmake --build "$BUILD" --target ember_emu_tsan -j "$(nproc)"
     export TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1"
     cd "$BUILD"
-    ctest --output-on-failure -R "^emu-tsan: " --timeout 900
+    ctest --output-on-failure -R "^emu-tsan:" --timeout 900
     exit 0 ;;
   *) echo "usage: bash scripts/sanitize.sh [--full | --thread]" >&2; exit 2 ;;
 esac

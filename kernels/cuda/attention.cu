@@ -84,7 +84,8 @@ void launch_forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o
   auto kernel = attn_fwd<SP, BP>;
   allow_smem(kernel, smem);
   dim3 grid(blocks(s.N, kMaxWarps * kWarpRows), blocks(s.dv, kDvChunk, 65535), static_cast<unsigned>(q.size(0)));
-  EMBER_LAUNCH(grid, kMaxWarps * 32, smem, cuda_rt::stream(), kernel)(q.data(), k.data(), v.data(), o.data(), lse.data(), s);
+  EMBER_LAUNCH(grid, kMaxWarps * 32, smem, cuda_rt::stream(), kernel)(
+      q.data(), k.data(), v.data(), o.data(), lse.data(), s);
   EMBER_CUDA_LAUNCH_CHECK();
 }
 
@@ -112,14 +113,16 @@ void launch_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Te
     auto kernel = attn_bwd_dk<SP, BP>;
     allow_smem(kernel, smem);
     dim3 grid(blocks(s.M, nw * kWarpRows), 1, B);
-    EMBER_LAUNCH(grid, nw * 32, smem, st, kernel)(q.data(), k.data(), v.data(), lse.data(), D.data(), d_o.data(), dk.data(), s);
+    EMBER_LAUNCH(grid, nw * 32, smem, st, kernel)(
+        q.data(), k.data(), v.data(), lse.data(), D.data(), d_o.data(), dk.data(), s);
     EMBER_CUDA_LAUNCH_CHECK();
   }
   {
     auto kernel = attn_bwd_dq<SP, BP>;
     allow_smem(kernel, smem);
     dim3 grid(blocks(s.N, nw * kWarpRows), 1, B);
-    EMBER_LAUNCH(grid, nw * 32, smem, st, kernel)(q.data(), k.data(), v.data(), lse.data(), D.data(), d_o.data(), dq.data(), s);
+    EMBER_LAUNCH(grid, nw * 32, smem, st, kernel)(
+        q.data(), k.data(), v.data(), lse.data(), D.data(), d_o.data(), dq.data(), s);
     EMBER_CUDA_LAUNCH_CHECK();
   }
 }
@@ -197,7 +200,8 @@ void attention_probs(const Tensor& q, const Tensor& k, const Tensor& query_idx, 
   const size_t smem = sizeof(float) * (dk + 32);
   EMBER_CHECK(smem <= kDefaultSmemBytes, "attention_probs (cuda): head dimension " << dk << " is too large");
   dim3 grid(static_cast<unsigned>(nq), static_cast<unsigned>(q.size(0)));
-  EMBER_LAUNCH(grid, 256, smem, cuda_rt::stream(), attn_probs)(q.data(), k.data(), query_idx.data(), probs.data(), N, M, dk, nq);
+  EMBER_LAUNCH(grid, 256, smem, cuda_rt::stream(), attn_probs)(
+      q.data(), k.data(), query_idx.data(), probs.data(), N, M, dk, nq);
   EMBER_CUDA_LAUNCH_CHECK();
 }
 

@@ -131,7 +131,8 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& l
   const int64_t N = logits.size(0), K = logits.size(1);
   DeviceBuffer<float> rows(static_cast<size_t>(N));
   if (N > 0) {
-    EMBER_LAUNCH(blocks_for(N, kRowsPerBlock), kLinearBlock, 0, stream(), ce_rows_kernel)(N, K, logits.data(), labels.data(),
+    EMBER_LAUNCH(blocks_for(N, kRowsPerBlock), kLinearBlock, 0, stream(), ce_rows_kernel)(
+        N, K, logits.data(), labels.data(),
                                                                                 rows.data());
     EMBER_CUDA_LAUNCH_CHECK();
   }
@@ -141,7 +142,8 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& l
 void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Tensor& dloss, Tensor& dlogits) {
   const int64_t N = logits.size(0), K = logits.size(1);
   if (N == 0) return;
-  EMBER_LAUNCH(blocks_for(N, kRowsPerBlock), kLinearBlock, 0, stream(), ce_backward_kernel)(N, K, logits.data(), labels.data(),
+  EMBER_LAUNCH(blocks_for(N, kRowsPerBlock), kLinearBlock, 0, stream(), ce_backward_kernel)(
+      N, K, logits.data(), labels.data(),
                                                                                   dloss.data(), dlogits.data());
   EMBER_CUDA_LAUNCH_CHECK();
 }

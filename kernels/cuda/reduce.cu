@@ -100,12 +100,14 @@ void sum_mid(const Tensor& x, int64_t outer, int64_t mid, int64_t inner, Tensor&
 
   dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(splits));
   if (splits == 1) {
-    EMBER_LAUNCH(grid, kBlock, 0, stream(), sum_tiles_kernel)(x.data(), outer, mid, inner, tx_log2, mid_per_split, y.data());
+    EMBER_LAUNCH(grid, kBlock, 0, stream(), sum_tiles_kernel)(
+        x.data(), outer, mid, inner, tx_log2, mid_per_split, y.data());
     EMBER_CUDA_LAUNCH_CHECK();
     return;
   }
   DeviceBuffer<float> partial(static_cast<size_t>(splits * n_out));
-  EMBER_LAUNCH(grid, kBlock, 0, stream(), sum_tiles_kernel)(x.data(), outer, mid, inner, tx_log2, mid_per_split, partial.data());
+  EMBER_LAUNCH(grid, kBlock, 0, stream(), sum_tiles_kernel)(
+      x.data(), outer, mid, inner, tx_log2, mid_per_split, partial.data());
   EMBER_CUDA_LAUNCH_CHECK();
   linear_kernel(sum_slices_kernel, 0, stream(), n_out, static_cast<const float*>(partial.data()),
                 static_cast<int>(splits), y.data());

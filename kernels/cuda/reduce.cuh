@@ -116,7 +116,8 @@ void reduce_channels(const ChannelLayout& l, const Load& load, const Finish& fin
 
   DeviceBuffer<Acc> partial(static_cast<size_t>(l.C * splits));
   dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(l.C));
-  EMBER_LAUNCH(grid, kReduceBlock, 0, stream(), channel_partials_kernel<Acc, Load>)(l.N, l.C, l.inner, tx_log2, rows_per_split, load, partial.data());
+  EMBER_LAUNCH(grid, kReduceBlock, 0, stream(), channel_partials_kernel<Acc, Load>)(
+      l.N, l.C, l.inner, tx_log2, rows_per_split, load, partial.data());
   EMBER_CUDA_LAUNCH_CHECK();
   linear_kernel(channel_finish_kernel<Acc, Finish>, 0, stream(), l.C, static_cast<int>(splits),
                 static_cast<const Acc*>(partial.data()), finish);
@@ -149,9 +150,11 @@ void reduce_all(int64_t n, const Value& value, float* out, float scale) {
   if (blocks > max_blocks) blocks = max_blocks;
   if (blocks < 1) blocks = 1;
   DeviceBuffer<float> partial(static_cast<size_t>(blocks));
-  EMBER_LAUNCH(static_cast<unsigned>(blocks), kReduceBlock, 0, stream(), sum_partials_kernel<Value>)(n, value, partial.data());
+  EMBER_LAUNCH(static_cast<unsigned>(blocks), kReduceBlock, 0, stream(), sum_partials_kernel<Value>)(
+      n, value, partial.data());
   EMBER_CUDA_LAUNCH_CHECK();
-  EMBER_LAUNCH(1, kReduceBlock, 0, stream(), sum_finish_kernel<float>)(static_cast<int>(blocks), partial.data(), scale, out);
+  EMBER_LAUNCH(1, kReduceBlock, 0, stream(), sum_finish_kernel<float>)(
+      static_cast<int>(blocks), partial.data(), scale, out);
   EMBER_CUDA_LAUNCH_CHECK();
 }
 

@@ -513,7 +513,8 @@ void softmax_forward_launch(const float* x, float* y, int64_t rows, int64_t cols
     }
     default:
       if (vec)
-        EMBER_LAUNCH(row_grid(rows), block_threads(cols / 4, 8), 0, st, softmax_fwd_block_streaming<4>)(x, y, rows, cols);
+        EMBER_LAUNCH(row_grid(rows), block_threads(cols / 4, 8), 0, st, softmax_fwd_block_streaming<4>)(
+            x, y, rows, cols);
       else
         EMBER_LAUNCH(row_grid(rows), block_threads(cols, 8), 0, st, softmax_fwd_block_streaming<1>)(x, y, rows, cols);
       break;
@@ -538,18 +539,22 @@ void softmax_backward_launch(const float* y, const float* dy, float* dx, int64_t
       const size_t bytes = static_cast<size_t>(cols) * shared_bytes_per_col(true);
       if (vec) {
         allow_smem(softmax_bwd_block_shared<4>, bytes);
-        EMBER_LAUNCH(row_grid(rows), block_threads(cols / 4, 4), bytes, st, softmax_bwd_block_shared<4>)(y, dy, dx, rows, c);
+        EMBER_LAUNCH(row_grid(rows), block_threads(cols / 4, 4), bytes, st, softmax_bwd_block_shared<4>)(
+            y, dy, dx, rows, c);
       } else {
         allow_smem(softmax_bwd_block_shared<1>, bytes);
-        EMBER_LAUNCH(row_grid(rows), block_threads(cols, 4), bytes, st, softmax_bwd_block_shared<1>)(y, dy, dx, rows, c);
+        EMBER_LAUNCH(row_grid(rows), block_threads(cols, 4), bytes, st, softmax_bwd_block_shared<1>)(
+            y, dy, dx, rows, c);
       }
       break;
     }
     default:
       if (vec)
-        EMBER_LAUNCH(row_grid(rows), block_threads(cols / 4, 8), 0, st, softmax_bwd_block_streaming<4>)(y, dy, dx, rows, cols);
+        EMBER_LAUNCH(row_grid(rows), block_threads(cols / 4, 8), 0, st, softmax_bwd_block_streaming<4>)(
+            y, dy, dx, rows, cols);
       else
-        EMBER_LAUNCH(row_grid(rows), block_threads(cols, 8), 0, st, softmax_bwd_block_streaming<1>)(y, dy, dx, rows, cols);
+        EMBER_LAUNCH(row_grid(rows), block_threads(cols, 8), 0, st, softmax_bwd_block_streaming<1>)(
+            y, dy, dx, rows, cols);
       break;
   }
   EMBER_KCUDA_CHECK_LAUNCH("softmax backward");

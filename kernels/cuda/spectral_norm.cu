@@ -418,7 +418,8 @@ void sn_power_iteration_launch(const float* w, SnDims d, float eps, float* u, fl
   const bool vec = d.inner % 4 == 0 && aligned16(w);
   const dim3 grid(p.col_tiles, p.row_tiles), block(p.tx, p.ty);
   auto k1 = vec ? sn_colpass<true> : sn_colpass<false>;
-  EMBER_LAUNCH(grid, block, 0, st, k1)(w, u, static_cast<int>(d.rows), static_cast<int>(d.cols), static_cast<int>(d.inner),
+  EMBER_LAUNCH(grid, block, 0, st, k1)(
+      w, u, static_cast<int>(d.rows), static_cast<int>(d.cols), static_cast<int>(d.inner),
                              p.rows_per_tile, p.row_tiles, ws + p.p1, ws + p.vraw, ws + p.ssq);
   EMBER_KCUDA_CHECK_LAUNCH("sn_colpass");
   launch_rowpass<true>(vec, p, grid, block, w, d, ws + p.vraw, ws, eps, v, u, sigma, st);

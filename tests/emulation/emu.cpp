@@ -192,7 +192,7 @@ Slot& join(Kind kind, unsigned mask, const uint32_t* in, int nwords, std::unique
   else if (s.kind != kind)
     fail(b, "divergent warp: " + where(t) + " is at " + kind_name(kind) + " while lanes of its warp are at " +
                 kind_name(s.kind));
-  std::memcpy(s.words[lane], in, sizeof(uint32_t) * nwords);
+  if (nwords) std::memcpy(s.words[lane], in, sizeof(uint32_t) * nwords);  // __syncwarp carries none
   s.arrived |= bit;
   ++b.progress;
   if (s.arrived == w.lanes) b.cv.notify_all();
