@@ -262,7 +262,7 @@ TEST_CASE("attention: shape and position errors name the op and the shapes", "[a
   CHECK_THROWS_WITH(ops::attention_probs(q, k, {}), Catch::Contains("no query positions"));
 }
 
-TEST_CASE("attention: a NaN query spoils its output column only, a NaN key every output", "[attention][nonfinite]") {
+TEST_CASE("attention: a NaN query spoils its output column only and a NaN key every output", "[attention][nonfinite]") {
   const int64_t B = 1, dk = 2, N = 5, M = 5, dv = 3;
   std::vector<float> qv = test::random_tensor(Shape{B, dk, N}, 501).to_vector();
   Tensor k = test::random_tensor(Shape{B, dk, M}, 502), v = test::random_tensor(Shape{B, dv, M}, 503);
