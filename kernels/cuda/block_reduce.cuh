@@ -14,7 +14,7 @@ struct SumOp {
 };
 // max(a, b) that propagates NaN, as torch.maximum and clamp_min do (fmaxf returns the other
 // operand when one is NaN, so a NaN would vanish from a max-reduction or an eps clamp).
-__device__ __forceinline__ float nan_max(float a, float b) { return (a > b || isnan(a)) ? a : b; }
+__device__ __forceinline__ float nan_max(float a, float b) { return (a > b || a != a) ? a : b; }
 
 struct MaxOp {
   __device__ float operator()(float a, float b) const { return nan_max(a, b); }
