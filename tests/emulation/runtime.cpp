@@ -1,6 +1,7 @@
 // The CUDA runtime calls of ember's code, over host memory (include/cuda_runtime.h). The one
 // stream is synchronous: every launch and copy has finished when the call returns. Device memory
 // is host memory from the heap (AddressSanitizer watches it), filled with NaN when allocated.
+#include <cstdio>
 #include <cuda_runtime.h>
 
 #include <atomic>
@@ -59,6 +60,15 @@ cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int device) {
     case cudaDevAttrMaxSharedMemoryPerBlockOptin: *v = target().smem_optin; break;
     default: return fail(cudaErrorInvalidValue, "device attribute " + std::to_string(a) + " is not emulated");
   }
+  return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
+  if (device != 0) return fail(cudaErrorInvalidDevice, "device " + std::to_string(device));
+  *p = cudaDeviceProp{};
+  std::snprintf(p->name, sizeof p->name, "emulated %s", target().arch.c_str());
+  p->major = target().cc_major;
+  p->minor = target().cc_minor;
+  p->multiProcessorCount = target().sm_count;
   return cudaSuccess;
 }
 cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
