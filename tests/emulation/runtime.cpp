@@ -1,6 +1,7 @@
 // The CUDA runtime calls of ember's code, over host memory (include/cuda_runtime.h). The one
 // stream is synchronous: every launch and copy has finished when the call returns. Device memory
 // is host memory from the heap (AddressSanitizer watches it), filled with NaN when allocated.
+#include <chrono>
 #include <cstdio>
 #include <cuda_runtime.h>
 
@@ -81,6 +82,34 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+
+struct CUevent_st {
+  std::chrono::steady_clock::time_point t{};
+  bool recorded = false;
+};
+cudaError_t cudaEventCreate(cudaEvent_t* e) {
+  *e = new CUevent_st;
+  return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete e;
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+  if (!e) return fail(cudaErrorInvalidValue, "cudaEventRecord: null event");
+  e->t = std::chrono::steady_clock::now();
+  e->recorded = true;
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  return e ? cudaSuccess : fail(cudaErrorInvalidValue, "cudaEventSynchronize: null event");
+}
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
+  if (!a || !b || !a->recorded || !b->recorded)
+    return fail(cudaErrorInvalidValue, "cudaEventElapsedTime: an event was never recorded");
+  *ms = std::chrono::duration<float, std::milli>(b->t - a->t).count();
+  return cudaSuccess;
+}
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   char* raw = static_cast<char*>(::operator new(kHeader + bytes, std::align_val_t(256), std::nothrow));
