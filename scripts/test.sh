@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 BUILD=${BUILD_DIR:-build}
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release ${EMBER_CMAKE_ARGS:-}
+# EMBER_EMULATION: the CUDA kernels and launchers also built as host C++ and run on the CPU against
+# the CPU reference (the "emu:" tests, docs/emulation.md), in every run, GPU or not.
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEMBER_EMULATION=ON ${EMBER_CMAKE_ARGS:-}
 cmake --build "$BUILD" -j "$(nproc)"
 (
   cd "$BUILD"
