@@ -32,7 +32,7 @@ TEST_CASE("cuda parity: whole G and D at 32x32", "[cuda][parity][cublas][cudnn][
   parity::whole_models(Device::CUDA);
 }
 
-TEST_CASE("cuda parity: losses and three Adam steps", "[cuda][parity]") {
+TEST_CASE("cuda parity: losses and three Adam steps", "[cuda][parity][cublas][library]") {
   NoTf32 fp32;
   parity::losses(Device::CUDA);
   parity::adam_steps(Device::CUDA);
