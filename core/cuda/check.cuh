@@ -15,7 +15,9 @@
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#ifndef EMBER_KERNELS_ONLY  // the kernel lab (kernels/lab/) builds without cuDNN
 #include <cudnn.h>
+#endif
 
 #include <cstdint>
 #include <utility>
@@ -26,15 +28,21 @@ namespace ember::cuda_rt::detail {
 
 inline bool ok(cudaError_t s) { return s == cudaSuccess; }
 inline bool ok(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS; }
+#ifndef EMBER_KERNELS_ONLY
 inline bool ok(cudnnStatus_t s) { return s == CUDNN_STATUS_SUCCESS; }
+#endif
 
 inline const char* status_text(cudaError_t s) { return cudaGetErrorString(s); }
 inline const char* status_text(cublasStatus_t s) { return cublasGetStatusString(s); }
+#ifndef EMBER_KERNELS_ONLY
 inline const char* status_text(cudnnStatus_t s) { return cudnnGetErrorString(s); }
+#endif
 
 inline bool out_of_memory(cudaError_t s) { return s == cudaErrorMemoryAllocation; }
 inline bool out_of_memory(cublasStatus_t s) { return s == CUBLAS_STATUS_ALLOC_FAILED; }
+#ifndef EMBER_KERNELS_ONLY
 inline bool out_of_memory(cudnnStatus_t s) { return s == CUDNN_STATUS_ALLOC_FAILED; }
+#endif
 
 // Builds the message and throws (out of line: keeps the macro expansion small).
 [[noreturn]] void throw_api_error(const char* library, const char* status, int code, bool oom, const char* call,

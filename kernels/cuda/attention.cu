@@ -44,7 +44,9 @@
 #include <cmath>
 #include <cstdint>
 
+#ifndef EMBER_KERNELS_ONLY
 #include "core/context.h"
+#endif
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/attention_kernels.cuh"
 #include "kernels/cuda/common.cuh"
@@ -56,37 +58,44 @@ namespace {
 
 // ---- launchers --------------------------------------------------------------------------------------
 
-Shapes shapes_of(const Tensor& q, const Tensor& k, const Tensor& v) {
+Shapes make_shapes(int64_t N, int64_t M, int64_t dk, int64_t dv) {
   Shapes s;
-  s.N = static_cast<int>(q.size(2));
-  s.M = static_cast<int>(k.size(2));
-  s.dk = static_cast<int>(q.size(1));
-  s.dv = static_cast<int>(v.size(1));
+  s.N = static_cast<int>(N);
+  s.M = static_cast<int>(M);
+  s.dk = static_cast<int>(dk);
+  s.dv = static_cast<int>(dv);
   s.dk_pad = round8(s.dk);
   s.dv_pad = round8(s.dv);
   return s;
 }
 
-void check_supported(const char* op, const Tensor& q, const Tensor& v) {
-  EMBER_CHECK(q.size(1) <= kMaxDk, op << " (cuda): head dimension dk = " << q.size(1) << " (q " << q.shape()
-                                      << ") exceeds the fused kernel's limit of " << kMaxDk);
-  EMBER_CHECK(q.size(0) <= 65535, op << " (cuda): batch " << q.size(0) << " exceeds 65535 (grid.z)");
-  EMBER_CHECK(q.size(2) < (int64_t{1} << 30) && v.size(1) * v.size(2) < (int64_t{1} << 31),
-              op << " (cuda): sizes too large for 32-bit tile indexing: q " << q.shape() << ", v " << v.shape());
+// q [B, dk, N], v [B, dv, M].
+void check_supported(const char* op, int64_t B, int64_t N, int64_t M, int64_t dk, int64_t dv) {
+  EMBER_CHECK(dk <= kMaxDk, op << " (cuda): head dimension dk = " << dk << " exceeds the fused kernel's limit of "
+                               << kMaxDk);
+  EMBER_CHECK(B <= 65535, op << " (cuda): batch " << B << " exceeds 65535 (grid.z)");
+  EMBER_CHECK(N < (int64_t{1} << 30) && dv * M < (int64_t{1} << 31),
+              op << " (cuda): sizes too large for 32-bit tile indexing: N " << N << ", dv " << dv << ", M " << M);
 }
 
-
-
 template <Prec SP, Prec BP>
-void launch_forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, Tensor& lse) {
-  const Shapes s = shapes_of(q, k, v);
+void launch_forward(const float* q, const float* k, const float* v, float* o, float* lse, int B, const Shapes& s,
+                    cudaStream_t st) {
   const size_t smem = fwd_smem(s);
   auto kernel = attn_fwd<SP, BP>;
   allow_smem(kernel, smem);
-  dim3 grid(blocks(s.N, kMaxWarps * kWarpRows), blocks(s.dv, kDvChunk, 65535), static_cast<unsigned>(q.size(0)));
-  EMBER_LAUNCH(grid, kMaxWarps * 32, smem, cuda_rt::stream(), kernel)(
-      q.data(), k.data(), v.data(), o.data(), lse.data(), s);
+  dim3 grid(blocks(s.N, kMaxWarps * kWarpRows), blocks(s.dv, kDvChunk, 65535), static_cast<unsigned>(B));
+  EMBER_LAUNCH(grid, kMaxWarps * 32, smem, st, kernel)(q, k, v, o, lse, s);
   EMBER_CUDA_LAUNCH_CHECK();
+}
+
+#ifndef EMBER_KERNELS_ONLY
+Shapes shapes_of(const Tensor& q, const Tensor& k, const Tensor& v) {
+  return make_shapes(q.size(2), k.size(2), q.size(1), v.size(1));
+}
+
+void check_supported(const char* op, const Tensor& q, const Tensor& k, const Tensor& v) {
+  check_supported(op, q.size(0), q.size(2), k.size(2), q.size(1), v.size(1));
 }
 
 template <Prec SP, Prec BP>
@@ -127,6 +136,8 @@ void launch_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Te
   }
 }
 
+#endif  // EMBER_KERNELS_ONLY
+
 bool device_has_tf32() {
   int dev = 0, major = 0;
   EMBER_CUDA_CHECK(cudaGetDevice(&dev));
@@ -147,6 +158,21 @@ const char* attention_variant_name(AttentionVariant v) {
   return "?";
 }
 
+void attention_forward_launch(AttentionVariant variant, const float* q, const float* k, const float* v, float* o,
+                              float* lse, int64_t B, int64_t N, int64_t M, int64_t dk, int64_t dv, cudaStream_t st) {
+  check_supported("attention", B, N, M, dk, dv);
+  EMBER_CHECK(variant == AttentionVariant::Simt || device_has_tf32(),
+              "attention (cuda): variant " << attention_variant_name(variant) << " needs sm_80 or later");
+  const Shapes s = make_shapes(N, M, dk, dv);
+  const int b = static_cast<int>(B);
+  switch (variant) {
+    case AttentionVariant::Simt: launch_forward<Prec::kSimt, Prec::kSimt>(q, k, v, o, lse, b, s, st); break;
+    case AttentionVariant::Tf32: launch_forward<Prec::kTf32x3, Prec::kTf32>(q, k, v, o, lse, b, s, st); break;
+    case AttentionVariant::Tf32x3: launch_forward<Prec::kTf32x3, Prec::kTf32x3>(q, k, v, o, lse, b, s, st); break;
+  }
+}
+
+#ifndef EMBER_KERNELS_ONLY  // the kernel lab (kernels/lab/) runs the launcher above without tensors
 AttentionVariant attention_default_variant() {
   if (!device_has_tf32()) return AttentionVariant::Simt;
   return context().allow_tf32 ? AttentionVariant::Tf32 : AttentionVariant::Tf32x3;
@@ -154,20 +180,14 @@ AttentionVariant attention_default_variant() {
 
 void attention_forward_variant(AttentionVariant variant, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
                                Tensor& lse) {
-  check_supported("attention", q, v);
-  EMBER_CHECK(variant == AttentionVariant::Simt || device_has_tf32(),
-              "attention (cuda): variant " << attention_variant_name(variant) << " needs sm_80 or later");
-  switch (variant) {
-    case AttentionVariant::Simt: launch_forward<Prec::kSimt, Prec::kSimt>(q, k, v, o, lse); break;
-    case AttentionVariant::Tf32: launch_forward<Prec::kTf32x3, Prec::kTf32>(q, k, v, o, lse); break;
-    case AttentionVariant::Tf32x3: launch_forward<Prec::kTf32x3, Prec::kTf32x3>(q, k, v, o, lse); break;
-  }
+  attention_forward_launch(variant, q.data(), k.data(), v.data(), o.data(), lse.data(), q.size(0), q.size(2),
+                           k.size(2), q.size(1), v.size(1), cuda_rt::stream());
 }
 
 void attention_backward_variant(AttentionVariant variant, const Tensor& q, const Tensor& k, const Tensor& v,
                                 const Tensor& o, const Tensor& lse, const Tensor& d_o, Tensor& dq, Tensor& dk,
                                 Tensor& dv) {
-  check_supported("attention backward", q, v);
+  check_supported("attention backward", q, k, v);
   EMBER_CHECK(variant == AttentionVariant::Simt || device_has_tf32(),
               "attention backward (cuda): variant " << attention_variant_name(variant) << " needs sm_80 or later");
   switch (variant) {
@@ -204,5 +224,7 @@ void attention_probs(const Tensor& q, const Tensor& k, const Tensor& query_idx, 
       q.data(), k.data(), query_idx.data(), probs.data(), N, M, dk, nq);
   EMBER_CUDA_LAUNCH_CHECK();
 }
+
+#endif  // EMBER_KERNELS_ONLY
 
 }  // namespace ember::cuda

@@ -3,7 +3,12 @@
 // (kernels/attention.inc) use attention_default_variant(). Defined in kernels/cuda/attention.cu,
 // so only in the CUDA build.
 #pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#ifndef EMBER_KERNELS_ONLY
 #include "core/tensor.h"
+#endif
 
 namespace ember::cuda {
 
@@ -15,6 +20,13 @@ enum class AttentionVariant {
   Tf32x3 = 2,  // tensor cores, every product in 3xTF32 (split hi + lo): fp32-class accuracy
 };
 const char* attention_variant_name(AttentionVariant v);
+
+// The forward on raw device pointers and a stream (what the Tensor entries below and the kernel
+// lab call): q [B, dk, N], k [B, dk, M], v [B, dv, M] -> o [B, dv, N], lse [B, N].
+void attention_forward_launch(AttentionVariant variant, const float* q, const float* k, const float* v, float* o,
+                              float* lse, int64_t B, int64_t N, int64_t M, int64_t dk, int64_t dv, cudaStream_t stream);
+
+#ifndef EMBER_KERNELS_ONLY
 // Tf32 when context().allow_tf32, Tf32x3 otherwise; Simt on GPUs without TF32 (before sm_80).
 AttentionVariant attention_default_variant();
 
@@ -23,5 +35,7 @@ void attention_forward_variant(AttentionVariant variant, const Tensor& q, const 
 void attention_backward_variant(AttentionVariant variant, const Tensor& q, const Tensor& k, const Tensor& v,
                                 const Tensor& o, const Tensor& lse, const Tensor& d_o, Tensor& dq, Tensor& dk,
                                 Tensor& dv);
+
+#endif  // EMBER_KERNELS_ONLY
 
 }  // namespace ember::cuda

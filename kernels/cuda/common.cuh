@@ -8,9 +8,17 @@
 #include <cstdint>
 
 #include "core/cuda/check.cuh"
+#ifndef EMBER_KERNELS_ONLY
 #include "core/cuda/cuda_context.cuh"
 #include "kernels/channel_layout.h"
 #include "kernels/kernels.h"
+#else
+// The kernel lab (kernels/lab/) compiles a family's .cu file into a program of its own, without
+// ember's context, tensors or cuDNN: its launchers run on the stream they are given.
+namespace ember::cuda_rt {
+inline void check_stream(cudaStream_t, const char*) {}
+}  // namespace ember::cuda_rt
+#endif
 #if defined(__CUDACC__) || defined(EMBER_EMULATION)
 #include "kernels/cuda/block_reduce.cuh"  // kcuda::group_reduce, block_reduce, block_sum, block_max
 #endif
@@ -18,11 +26,13 @@
 namespace ember::cuda {
 
 using cuda_rt::blocks_for;
-using cuda_rt::DeviceBuffer;
 using cuda_rt::global_index;
 using cuda_rt::kLinearBlock;
 using cuda_rt::linear_kernel;
+#ifndef EMBER_KERNELS_ONLY
+using cuda_rt::DeviceBuffer;
 using cuda_rt::stream;
+#endif
 
 // float4 loads and stores need 16-byte alignment; tensors at an offset into a storage may lack it.
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -54,12 +64,16 @@ inline int pow2_at_least(int64_t v, int cap) {
 
 // The softmax and spectral-norm kernels name the checks and the stream through these aliases.
 #define EMBER_KCUDA_CHECK(stmt) EMBER_CUDA_CHECK(stmt)
-#define EMBER_KCUDA_CHECK_LAUNCH(what) EMBER_CUDA_LAUNCH_CHECK()
+// The launch check with a label (a string literal) naming the launch in the error message.
+#define EMBER_KCUDA_CHECK_LAUNCH(what) \
+  ::ember::cuda_rt::detail::check(cudaGetLastError(), "CUDA", "launch of " what, __func__, __FILE__, __LINE__)
 
 namespace ember::kcuda {
 
+#ifndef EMBER_KERNELS_ONLY
 // The stream the ember::cuda:: entries run on: the context's one stream.
 inline cudaStream_t kstream() { return ::ember::cuda_rt::stream(); }
+#endif
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

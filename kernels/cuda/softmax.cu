@@ -34,7 +34,9 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/softmax.cuh"
+#ifndef EMBER_KERNELS_ONLY
 #include "kernels/kernels.h"
+#endif
 
 namespace ember::kcuda {
 
@@ -562,6 +564,7 @@ void softmax_backward_launch(const float* y, const float* dy, float* dx, int64_t
 
 }  // namespace ember::kcuda
 
+#ifndef EMBER_KERNELS_ONLY  // the kernel lab (kernels/lab/) runs the launchers above without tensors
 // ---- the Tensor-level kernels of kernels/softmax.inc ------------------------------------------
 namespace ember::cuda {
 
@@ -584,3 +587,4 @@ void softmax_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
 }
 
 }  // namespace ember::cuda
+#endif  // EMBER_KERNELS_ONLY

@@ -48,7 +48,9 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/spectral_norm.cuh"
+#ifndef EMBER_KERNELS_ONLY
 #include "kernels/kernels.h"
+#endif
 #include "kernels/spectral_norm_layout.h"
 
 namespace ember::kcuda {
@@ -469,6 +471,7 @@ void sn_backward_launch(const float* w, SnDims d, const float* u, const float* v
 
 }  // namespace ember::kcuda
 
+#ifndef EMBER_KERNELS_ONLY  // the kernel lab (kernels/lab/) runs the launchers above without tensors
 // ---- the Tensor-level kernels of kernels/spectral_norm.inc --------------------------------------
 namespace ember::cuda {
 
@@ -505,3 +508,4 @@ void spectral_norm_backward(const Tensor& w, int dim, const Tensor& u, const Ten
 }
 
 }  // namespace ember::cuda
+#endif  // EMBER_KERNELS_ONLY
