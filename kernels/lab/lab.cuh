@@ -216,6 +216,10 @@ inline void print_banner(const char* family, const std::string& shape) {
 #ifdef EMBER_EMULATION
   std::printf("running on the CPU emulation of CUDA (tests/emulation): correctness only, nothing is timed\n");
 #else
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0)
+    throw ember::Error("no CUDA device here: the emulated build of this program (CMake target lab_<family>_emu, "
+                       "docs/kernels.md \"The kernel lab\") runs every version on the CPU");
   bench::print_device();
 #endif
 }
@@ -282,6 +286,9 @@ inline int rotation(double bytes_per_set) {
 // main() of every lab program: an error (a failed CUDA call, a launch the emulator refuses) is
 // printed and exits with status 1.
 inline int guarded_main(int (*body)(int, char**), int argc, char** argv) {
+#ifdef EMBER_LAB_RESOURCES  // emulated: the build's resource table plus the lab kernels' lines
+  setenv("EMBER_EMU_RESOURCES", EMBER_LAB_RESOURCES, 0);  // an explicit EMBER_EMU_RESOURCES wins
+#endif
   try {
     return body(argc, argv);
   } catch (const std::exception& e) {
