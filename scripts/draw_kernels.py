@@ -58,7 +58,7 @@ def lane_color(lane):
 
 def draw_mma():
     cell = 34
-    s = Svg(1180, 700)
+    s = Svg(1180, 790)
     s.text(590, 24, "mma.sync.aligned.m16n8k8 (TF32): which lane (L) holds which element, and in which register (a0..a3, b0..b1, c0..c3)",
            13, weight="bold")
     s.text(590, 44, "g = lane / 4 (colour), q = lane % 4 (shade).  D[16x8] = A[16x8] * B[8x8] + C[16x8]", 12)
@@ -92,12 +92,12 @@ def draw_mma():
     grid(40, 80, 16, 8, "A (16 x 8, row)", a_owner)
     grid(370, 80, 8, 8, "B (8 x 8, col)", b_owner)
     grid(700, 80, 16, 8, "C and D (16 x 8)", c_owner)
-    s.text(370, 400, "Each lane holds 4 of A, 2 of B, 4 of C: 32 lanes x 4 = 128 = 16 x 8.", 12, anchor="start")
-    s.text(370, 420, "A row r is shared by the 4 lanes of group g = r % 8; a column k of B", 12, anchor="start")
-    s.text(370, 440, "by the 8 lanes with q = k % 4. In ember's attention, A = the warp's", 12, anchor="start")
-    s.text(370, 460, "16 query rows, B = 8 keys (scores) or 8 value channels (P V^T),", 12, anchor="start")
-    s.text(370, 480, "C = the fp32 accumulators; the SIMT variant computes exactly the", 12, anchor="start")
-    s.text(370, 500, "same C elements per lane with FMAs.", 12, anchor="start")
+    notes = ["Each lane holds 4 elements of A, 2 of B and 4 of C: 32 lanes x 4 = 128 = 16 x 8.",
+             "A row r is shared by the 4 lanes of group g = r % 8; a row k of B by the 8 lanes with q = k % 4.",
+             "In ember's attention, A = the warp's 16 query rows, B = 8 keys (scores) or 8 value channels (P V^T),",
+             "C = the fp32 accumulators; the SIMT variant computes exactly the same C elements per lane with FMAs."]
+    for i, t in enumerate(notes):
+        s.text(40, 680 + 20 * i, t, 12, anchor="start")
     s.save("kernel_mma_m16n8k8.svg")
 
 
@@ -148,20 +148,20 @@ def draw_online_softmax():
     tiles = [("tile 1", "max 2.0"), ("tile 2", "max 5.0"), ("tile 3", "max 3.0")]
     ms = [2.0, 5.0, 5.0]
     for i, (name, mx) in enumerate(tiles):
-        x = 60 + i * 310
-        s.rect(x, 60, 240, 40, fill="#dde8ff")
-        s.text(x + 120, 78, f"{name}: 32 scores s_j", 12)
-        s.text(x + 120, 94, f"(tile {mx})", 11)
-        s.rect(x, 150, 240, 120, fill="#f7f7f7")
-        s.text(x + 120, 170, f"m{i+1} = max(m{i}, tile max) = {ms[i]:.1f}", 11)
-        s.text(x + 120, 192, f"alpha = e^(m{i} - m{i+1})" + (" = 0 (m0 = -inf)" if i == 0 else
+        x = 40 + i * 310
+        s.rect(x, 60, 280, 40, fill="#dde8ff")
+        s.text(x + 140, 78, f"{name}: 32 scores s_j", 12)
+        s.text(x + 140, 94, f"(tile {mx})", 11)
+        s.rect(x, 150, 280, 120, fill="#f7f7f7")
+        s.text(x + 140, 170, f"m{i+1} = max(m{i}, tile max) = {ms[i]:.1f}", 11)
+        s.text(x + 140, 192, f"alpha = e^(m{i} - m{i+1})" + (" = 0 (m0 = -inf)" if i == 0 else
                                                             (" = e^-3" if i == 1 else " = 1")), 11)
-        s.text(x + 120, 214, f"l{i+1} = alpha l{i} + sum_j e^(s_j - m{i+1})", 11)
-        s.text(x + 120, 236, f"O{i+1} = alpha O{i} + sum_j e^(s_j - m{i+1}) v_j", 11)
-        s.text(x + 120, 258, "every exponent <= 0: no overflow", 10, fill="#555")
-        s.line(x + 120, 100, x + 120, 150, arrow=True)
+        s.text(x + 140, 214, f"l{i+1} = alpha l{i} + sum_j e^(s_j - m{i+1})", 11)
+        s.text(x + 140, 236, f"O{i+1} = alpha O{i} + sum_j e^(s_j - m{i+1}) v_j", 11)
+        s.text(x + 140, 258, "every exponent <= 0: no overflow", 10, fill="#555")
+        s.line(x + 140, 100, x + 140, 150, arrow=True)
         if i < 2:
-            s.line(x + 240, 210, x + 310, 210, arrow=True)
+            s.line(x + 280, 210, x + 310, 210, arrow=True)
     s.text(500, 310, "After the last tile: o = O / l,  lse = m + log l  (stored, so the backward recomputes p_ij = e^(s_ij - lse_i)).",
            12)
     s.text(500, 334, "Softmax (variant 3) merges two partial pairs the same way: m' = max(m1, m2), s' = s1 e^(m1-m') + s2 e^(m2-m');",
@@ -182,30 +182,30 @@ def draw_sn_tickets():
             s.text(x0 + ct * bw + bw / 2, y0 + rt * bh + 26, f"block ({ct},{rt})", 11)
             s.text(x0 + ct * bw + bw / 2, y0 + rt * bh + 42, f"rows tile {rt}", 10, fill="#555")
     s.text(x0 + 1.5 * bw, y0 - 10, "Wm tiled: 3 row tiles x 3 column tiles (grid.y x grid.x)", 11)
-    s.text(x0 + 1.5 * bw, y0 + 3 * bh + 18, "each block: partial of v' for its 4*TX columns over its rows", 11)
-    # steps for column tile 1
+    # the tickets of column tile 1
+    cx = x0 + 1.5 * bw
+    s.line(cx, y0 + 3 * bh, cx, 288, stroke="#c60", arrow=True)
+    s.rect(cx - 125, 290, 250, 30, fill="#ffe8cc", stroke="#c60")
+    s.text(cx, 309, "ticket counter: 0 -> 1 -> 2 -> 3", 11)
+    s.text(cx, 340, "each block: the partial of v' for its 4*TX columns over its rows", 11)
     sx = 470
-    steps = ["1. write the partial to workspace p1[row tile][columns]",
-             "2. __threadfence(): the partial is visible device-wide",
-             "3. t = atomicAdd(&g_tickets[column tile], 1)",
-             "4. t == row_tiles - 1 ? this block is the last to arrive:",
-             "     read every row tile's partial (__ldcg: from L2, never a stale L1 line),",
-             "     add them in a fixed order (deterministic, unlike float atomics),",
-             "     write v' for these columns and this tile's share of ||v'||^2,",
-             "     reset g_tickets[column tile] = 0 for the next launch",
-             "   otherwise: done (blocks never wait for each other)"]
+    steps = [(0, "1. write the partial to workspace p1[row tile][columns]"),
+             (0, "2. __threadfence(): the partial is visible device-wide"),
+             (0, "3. t = atomicAdd(&g_tickets[column tile], 1)"),
+             (0, "4. t == row_tiles - 1: this block is the last to arrive:"),
+             (1, "read every row tile's partial (__ldcg: L2, never a stale L1 line),"),
+             (1, "add them in a fixed order (deterministic, unlike float atomics),"),
+             (1, "write v' for these columns and this tile's share of ||v'||^2,"),
+             (1, "reset g_tickets[column tile] = 0 for the next launch"),
+             (0, "   otherwise: done (blocks never wait for each other)")]
     s.text(sx, 80, "column tile 1 (orange), in every block:", 12, anchor="start", weight="bold")
-    for i, t in enumerate(steps):
-        s.text(sx, 104 + i * 20, t, 11, anchor="start")
-    for rt in range(3):
-        s.line(x0 + 1.5 * bw, y0 + rt * bh + bh - 6, 440, 300, stroke="#c60", arrow=False)
-    s.rect(440, 290, 150, 30, fill="#ffe8cc", stroke="#c60")
-    s.text(515, 309, "counter: 0 -> 1 -> 2 -> 3", 11)
-    s.text(500, 370, "Launch 2 (row pass) reads ||v'|| (every block adds the column tiles' shares in the same order),", 12)
-    s.text(500, 390, "computes t = Wm v with two more ticket levels: the last block of each row tile finishes t for its rows,", 12)
-    s.text(500, 410, "the last of those computes ||t||, u = t / max(||t||, eps) and sigma = u . t: two launches, no host sync.", 12)
-    s.text(500, 440, "PyTorch's sequence (lab version 1) issues ~13 launches for the same step; one block alone (version 2)", 12)
-    s.text(500, 460, "needs no tickets but leaves all multiprocessors but one idle.", 12)
+    for i, (indent, t) in enumerate(steps):
+        s.text(sx + 24 * indent, 104 + i * 20, t.strip(), 11, anchor="start")
+    s.text(500, 390, "Launch 2 (row pass) reads ||v'|| (every block adds the column tiles' shares in the same order),", 12)
+    s.text(500, 410, "computes t = Wm v with two more ticket levels: the last block of each row tile finishes t for its rows,", 12)
+    s.text(500, 430, "the last of those computes ||t||, u = t / max(||t||, eps) and sigma = u . t: two launches, no host sync.", 12)
+    s.text(500, 460, "PyTorch's sequence (lab version 1) issues ~13 launches for the same step; one block alone (version 2)", 12)
+    s.text(500, 480, "needs no tickets but leaves all multiprocessors but one idle.", 12)
     s.save("kernel_sn_tickets.svg")
 
 
