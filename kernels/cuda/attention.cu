@@ -160,6 +160,7 @@ const char* attention_variant_name(AttentionVariant v) {
 
 void attention_forward_launch(AttentionVariant variant, const float* q, const float* k, const float* v, float* o,
                               float* lse, int64_t B, int64_t N, int64_t M, int64_t dk, int64_t dv, cudaStream_t st) {
+  cuda_rt::check_stream(st, "attention_forward_launch");
   check_supported("attention", B, N, M, dk, dv);
   EMBER_CHECK(variant == AttentionVariant::Simt || device_has_tf32(),
               "attention (cuda): variant " << attention_variant_name(variant) << " needs sm_80 or later");
