@@ -20,7 +20,9 @@
 
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "core/safetensors.h"
 #include "kernels/cpu/attention_block.h"
+#include "layers/self_attention.h"
 #include "tests/harness.h"
 
 using namespace ember;
@@ -237,4 +239,45 @@ TEST_CASE("attention_block: argument errors name the projection and the shapes",
   CHECK_THROWS_WITH(ops::self_attention_block(test::random_tensor(Shape{1, 16, 5, 4}, 2), off.f, off.g, off.h, off.o,
                                               off.gamma, true),
                     Catch::Contains("must be even"));
+}
+
+TEST_CASE("attention_block: a SelfAttention checkpoint written before the fused op gives the same outputs",
+          "[attention_block][checkpoint]") {
+  // tests/golden/README.md: written by the composed layer (commit d8adff0).
+  SafetensorsFile file = load_safetensors(std::string(EMBER_SOURCE_DIR) + "/tests/golden/self_attention_pre_fusion.safetensors");
+  auto entries = [&](const std::string& prefix) {
+    StateDict sd;
+    for (const std::string& n : file.names)
+      if (n.compare(0, prefix.size(), prefix) == 0) sd.emplace_back(n.substr(prefix.size()), file.get(n));
+    return sd;
+  };
+  Generator gen(1);
+  for (auto variant : {AttentionVariant::Article, AttentionVariant::Official}) {
+    const std::string p = std::string(attention_variant_name(variant)) + ".";
+    INFO(p);
+    SelfAttention a(16, variant, gen);
+    a.load_state_dict(entries(p + "sd."), /*strict=*/true);
+    Tensor x = file.get(p + "x");
+    a.eval();
+    {
+      NoGradGuard ng;
+      CHECK(test::rel_err(a(x), file.get(p + "y_eval")) < 2e-6);
+    }
+    a.train();
+    Tensor xg = x.clone();
+    xg.requires_grad_(true);
+    Tensor y = a(xg);
+    CHECK(test::rel_err(y, file.get(p + "y_train")) < 2e-6);
+    // The power-iteration step is the same kernel as before: the buffers agree exactly.
+    for (auto& kv : a.named_buffers()) {
+      INFO(kv.first);
+      CHECK(kv.second.to_vector() == file.get(p + "after." + kv.first).to_vector());
+    }
+    ops::sum(ops::mul(y, file.get(p + "R"))).backward();
+    CHECK(test::rel_err(xg.grad(), file.get(p + "grad.x")) < 2e-5);
+    for (auto& kv : a.named_parameters()) {
+      INFO("gradient of " << kv.first);
+      CHECK(test::rel_err(kv.second.grad(), file.get(p + "grad." + kv.first)) < 2e-5);
+    }
+  }
 }
