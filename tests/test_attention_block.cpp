@@ -21,7 +21,7 @@
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/safetensors.h"
-#include "kernels/cpu/attention_block.h"
+#include "kernels/kernels.h"
 #include "layers/self_attention.h"
 #include "tests/harness.h"
 
@@ -167,15 +167,12 @@ TEST_CASE("attention_block: the CPU kernels write every output (NaN-filled first
     INFO((official ? "official" : "article"));
     Block b = make_block(16, official, true, 700);
     Tensor x = test::random_tensor(Shape{2, 16, 6, 4}, 701);
-    cpu::BlockProjection kp[4];
+    BlockWeights kp;
     int i = 0;
-    for (auto* p : b.projections()) {
-      if (p->weight.defined()) kp[i] = cpu::BlockProjection{p->weight, p->bias, 1.0f / p->sigma.item()};
-      ++i;
-    }
+    for (auto* p : b.projections()) kp[i++] = BlockWeight{p->weight, p->bias, p->sigma};
     const float nan = std::numeric_limits<float>::quiet_NaN();
     Tensor y = Tensor::full(x.shape(), nan);
-    cpu::BlockSaved saved;
+    BlockSaved saved;
     cpu::attention_block_forward(x, kp, b.gamma, official, y, saved);
     CHECK(test::all_finite(y));
     Tensor dx = Tensor::full(x.shape(), nan), dgamma = Tensor::full(Shape{1}, nan), gw[4], gb[4];

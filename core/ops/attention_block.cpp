@@ -8,7 +8,6 @@
 // (spectral_norm_backward with this step's u, v, sigma), so the block's gradients equal the
 // composed path's.
 #include "core/ops/op_util.h"
-#include "kernels/cpu/attention_block.h"
 
 namespace ember::ops {
 
@@ -49,6 +48,7 @@ void check_block(const Tensor& x, const BlockProjection& f, const BlockProjectio
   check_projection("h", h, C, dv);
   if (official) {
     check_projection("o", o, dv, C);
+    EMBER_CHECK(!o.bias.defined(), kOp << " (official): the output projection o has no bias (as in SAGAN)");
     EMBER_CHECK(x.size(2) % 2 == 0 && x.size(3) % 2 == 0,
                 kOp << " (official): H and W must be even for the 2x2 pooling, got " << x.shape());
   } else {
@@ -75,9 +75,7 @@ BlockProjection snapshot(const BlockProjection& p) {
   return s;
 }
 
-cpu::BlockProjection kernel_view(const BlockProjection& p) {
-  return cpu::BlockProjection{p.weight, p.bias, has_sn(p) ? 1.0f / p.sigma.item() : 1.0f};
-}
+BlockWeight kernel_view(const BlockProjection& p) { return BlockWeight{p.weight, p.bias, p.sigma}; }
 
 // dL/dW from dL/d(W / sigma) (or the same tensor without spectral norm).
 Tensor raw_weight_grad(const BlockProjection& p, const Tensor& g_eff) {
@@ -88,16 +86,13 @@ Tensor raw_weight_grad(const BlockProjection& p, const Tensor& g_eff) {
   return dw;
 }
 
-Tensor block_cpu(const Tensor& x, const BlockProjection (&proj)[4], const Tensor& gamma, bool official) {
-  cpu::BlockProjection kp[4];
+Tensor block(const Tensor& x, const BlockProjection (&proj)[4], const Tensor& gamma, bool official, Device d) {
+  BlockWeights kp;
   for (int i = 0; i < 4; ++i)
     if (proj[i].weight.defined()) kp[i] = kernel_view(proj[i]);
   Tensor y = detail::empty_like(x);
-  auto saved = std::make_shared<cpu::BlockSaved>();
-  {
-    profile::Scope scope("attention_block_forward", Device::CPU);
-    cpu::attention_block_forward(x, kp, gamma, official, y, *saved);
-  }
+  auto saved = std::make_shared<BlockSaved>();
+  EMBER_DISPATCH(kOp, d, attention_block_forward, x, kp, gamma, official, y, *saved);
   std::vector<Tensor> inputs = {x, gamma};
   for (const BlockProjection& p : proj) inputs.push_back(p.weight), inputs.push_back(p.bias);
   if (!any_requires_grad(inputs)) return y;
@@ -106,8 +101,8 @@ Tensor block_cpu(const Tensor& x, const BlockProjection (&proj)[4], const Tensor
   for (int i = 0; i < 4; ++i)
     if (proj[i].weight.defined()) snap[i] = snapshot(proj[i]);
   Tensor sx = x.detach(), sg = gamma.detach();
-  record(kOp, y, inputs, [sx, sg, snap, saved, official](const Tensor& dy) {
-    cpu::BlockProjection kp[4];
+  record(kOp, y, inputs, [sx, sg, snap, saved, official, d](const Tensor& dy) {
+    BlockWeights kp;
     Tensor g_eff[4], db[4];
     for (int i = 0; i < 4; ++i) {
       if (!snap[i].weight.defined()) continue;
@@ -116,10 +111,8 @@ Tensor block_cpu(const Tensor& x, const BlockProjection (&proj)[4], const Tensor
       if (snap[i].bias.defined()) db[i] = detail::empty_like(snap[i].bias);
     }
     Tensor dx = detail::empty_like(sx), dgamma = detail::empty_like(sg);
-    {
-      profile::Scope scope("attention_block_backward", Device::CPU);
-      cpu::attention_block_backward(sx, kp, sg, official, *saved, dy, dx, g_eff, db, dgamma);
-    }
+    EMBER_DISPATCH("self_attention_block backward", d, attention_block_backward, sx, kp, sg, official, *saved, dy, dx,
+                   g_eff, db, dgamma);
     std::vector<Tensor> grads = {dx, dgamma};
     for (int i = 0; i < 4; ++i) {
       grads.push_back(snap[i].weight.defined() ? raw_weight_grad(snap[i], g_eff[i]) : Tensor());
@@ -152,9 +145,8 @@ Tensor self_attention_block(const Tensor& x, const BlockProjection& f, const Blo
   const Device d = ember::detail::common_device(
       kOp, {&x, &gamma, &f.weight, &f.bias, &f.u, &f.v, &f.sigma, &g.weight, &g.bias, &g.u, &g.v, &g.sigma, &h.weight,
             &h.bias, &h.u, &h.v, &h.sigma, &o.weight, &o.bias, &o.u, &o.v, &o.sigma});
-  if (d != Device::CPU) return self_attention_block_composed(x, f, g, h, o, gamma, official);
   const BlockProjection proj[4] = {f, g, h, official ? o : BlockProjection{}};
-  return block_cpu(x, proj, gamma, official);
+  return block(x, proj, gamma, official, d);
 }
 
 }  // namespace ember::ops

@@ -1,4 +1,4 @@
-// The SAGAN self-attention block on the CPU in float (see attention_block.h); tested against the
+// The SAGAN self-attention block on the CPU in float (kernels/attention_block.inc); tested against the
 // composed ops (tests/test_attention_block.cpp) and, through the layer, a double reference.
 //
 // Passes over the feature map, forward: one read of x for all three projections (per batch
@@ -10,8 +10,6 @@
 //
 // Threads: per batch entry (GEMMs single-threaded inside); the weight- and bias-gradient sums
 // over the batch run in batch order (threaded GEMMs), so results do not depend on the thread count.
-#include "kernels/cpu/attention_block.h"
-
 #include <algorithm>
 #include <vector>
 
@@ -30,16 +28,18 @@ struct Dims {
   int64_t B, C, H, W, N, dk, dv, M;
 };
 
-Dims dims_of(const Tensor& x, const BlockProjection (&p)[4], bool official) {
+Dims dims_of(const Tensor& x, const BlockWeights& p, bool official) {
   const int64_t H = x.size(2), W = x.size(3);
   return Dims{x.size(0), x.size(1), H, W, H * W, p[kQuery].weight.size(0), p[kValue].weight.size(0),
               official ? (H / 2) * (W / 2) : H * W};
 }
 
-// out [rows, N] = scale W [rows, C] x [C, N] + bias (one batch entry).
-void project(const BlockProjection& p, const float* x, int64_t C, int64_t N, float* out) {
+float scale_of(const BlockWeight& p) { return p.sigma.defined() ? 1.0f / p.sigma.item() : 1.0f; }
+
+// out [rows, N] = W [rows, C] x [C, N] / sigma + bias (one batch entry).
+void project(const BlockWeight& p, const float* x, int64_t C, int64_t N, float* out) {
   const int64_t rows = p.weight.size(0);
-  gemm(false, false, rows, N, C, p.scale, p.weight.data(), C, x, N, 0.0f, out, N);
+  gemm(false, false, rows, N, C, scale_of(p), p.weight.data(), C, x, N, 0.0f, out, N);
   if (!p.bias.defined()) return;
   const float* b = p.bias.data();
   for (int64_t r = 0; r < rows; ++r) {
@@ -50,9 +50,9 @@ void project(const BlockProjection& p, const float* x, int64_t C, int64_t N, flo
   }
 }
 
-// dx [C, N] += scale W^T [C, rows] d [rows, N] (one batch entry).
-void project_transpose_add(const BlockProjection& p, const float* d, int64_t C, int64_t N, float* dx) {
-  gemm(true, false, C, N, p.weight.size(0), p.scale, p.weight.data(), C, d, N, 1.0f, dx, N);
+// dx [C, N] += W^T [C, rows] d [rows, N] / sigma (one batch entry).
+void project_transpose_add(const BlockWeight& p, const float* d, int64_t C, int64_t N, float* dx) {
+  gemm(true, false, C, N, p.weight.size(0), scale_of(p), p.weight.data(), C, d, N, 1.0f, dx, N);
 }
 
 // G [rows, cols] = sum_b a_b [rows, N] c_b^T [N, cols], in batch order (a, c batch strides given).
@@ -62,23 +62,11 @@ void batch_outer_sum(const float* a, int64_t a_stride, const float* c, int64_t c
     gemm(false, true, rows, cols, N, 1.0f, a + b * a_stride, N, c + b * c_stride, N, b == 0 ? 0.0f : 1.0f, G, cols);
 }
 
-// db[r] = sum over b, n of d[b, r, n], accumulated in double in order.
-void bias_grad_sum(const float* d, int64_t B, int64_t rows, int64_t N, float* db) {
-  for (int64_t r = 0; r < rows; ++r) {
-    double s = 0;
-    for (int64_t b = 0; b < B; ++b) {
-      const float* dr = d + (b * rows + r) * N;
-      for (int64_t n = 0; n < N; ++n) s += dr[n];
-    }
-    db[r] = static_cast<float>(s);
-  }
-}
-
 bool parallel_over_batch(const Dims& d) { return d.B > 1 && d.B * d.N * d.C > 50000; }
 
 }  // namespace
 
-void attention_block_forward(const Tensor& x, const BlockProjection (&p)[4], const Tensor& gamma, bool official,
+void attention_block_forward(const Tensor& x, const BlockWeights& p, const Tensor& gamma, bool official,
                              Tensor& y, BlockSaved& s) {
   const Dims d = dims_of(x, p, official);
   s.q = Tensor::empty(Shape{d.B, d.dk, d.N});
@@ -132,9 +120,9 @@ void attention_block_forward(const Tensor& x, const BlockProjection (&p)[4], con
   }
 }
 
-void attention_block_backward(const Tensor& x, const BlockProjection (&p)[4], const Tensor& gamma, bool official,
+void attention_block_backward(const Tensor& x, const BlockWeights& p, const Tensor& gamma, bool official,
                               const BlockSaved& s, const Tensor& dy, Tensor& dx, Tensor (&weight_grad)[4],
-                              Tensor (&bias_grad)[4], Tensor& dgamma) {
+                              Tensor (&bias_grads)[4], Tensor& dgamma) {
   const Dims d = dims_of(x, p, official);
   const float g = gamma.item();
   const float *px = x.data(), *pdy = dy.data(), *patt = s.att.data();
@@ -150,7 +138,7 @@ void attention_block_backward(const Tensor& x, const BlockProjection (&p)[4], co
     const float* t = dyb;
     if (official) {
       float* tb = scratch(d.dv * d.N);
-      gemm(true, false, d.dv, d.N, d.C, p[kOut].scale, p[kOut].weight.data(), d.dv, dyb, d.N, 0.0f, tb, d.N);
+      gemm(true, false, d.dv, d.N, d.C, scale_of(p[kOut]), p[kOut].weight.data(), d.dv, dyb, d.N, 0.0f, tb, d.N);
       t = tb;
     }
     const float* ab = patt + b * d.dv * d.N;
@@ -170,11 +158,6 @@ void attention_block_backward(const Tensor& x, const BlockProjection (&p)[4], co
     float* G = weight_grad[kOut].data();
     batch_outer_sum(pdy, d.C * d.N, patt, d.dv * d.N, d.B, d.C, d.dv, d.N, G);
     for (int64_t e = 0; e < d.C * d.dv; ++e) G[e] *= g;
-    if (p[kOut].bias.defined()) {
-      float* db = bias_grad[kOut].data();
-      bias_grad_sum(pdy, d.B, d.C, d.N, db);
-      for (int64_t c = 0; c < d.C; ++c) db[c] *= g;
-    }
   }
 
   // 2. The attention core's backward, then the max-pool's (official: to the full-resolution maps).
@@ -205,7 +188,7 @@ void attention_block_backward(const Tensor& x, const BlockProjection (&p)[4], co
   for (int i = kQuery; i <= kValue; ++i) {
     const int64_t rows = p[i].weight.size(0);
     batch_outer_sum(dmaps[i], rows * d.N, px, d.C * d.N, d.B, rows, d.C, d.N, weight_grad[i].data());
-    if (p[i].bias.defined()) bias_grad_sum(dmaps[i], d.B, rows, d.N, bias_grad[i].data());
+    if (p[i].bias.defined()) bias_grad(i == kQuery ? dq : i == kKey ? dk : dv, bias_grads[i]);
   }
 }
 
