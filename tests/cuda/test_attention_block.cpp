@@ -4,14 +4,18 @@
 // variants, with and without spectral norm; odd H, W and N, M not multiples of the tiles (64
 // positions, 16 rows); C = 8 (dk = 1) up to the models' largest, 512. The attention core runs in
 // 3xTF32 (Tf32Scope(false)), fp32-class, so the fp32 tolerance kFp32Tol (1e-5) applies. The kernel
-// entries are also run directly on NaN-filled outputs (every element must be written).
+// entries are also run directly on NaN-filled outputs (every element must be written), and the
+// op profiler shows that a SelfAttention training step on CUDA writes no W / sigma.
 #include <catch2/catch.hpp>
 
 #include <string>
 #include <vector>
 
+#include "core/autograd.h"
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/kernels.h"
+#include "layers/self_attention.h"
 #include "tests/cuda/compare.h"
 #include "tests/harness.h"
 
@@ -132,5 +136,48 @@ TEST_CASE("attention_block: the CUDA kernels write every output (NaN-filled firs
       if (gw[i].defined()) CHECK(test::all_finite(gw[i].to(Device::CPU)));
       if (gb[i].defined()) CHECK(test::all_finite(gb[i].to(Device::CPU)));
     }
+  }
+}
+
+TEST_CASE("attention_block: a SelfAttention training step on CUDA writes no W / sigma", "[attention_block]") {
+  // The op profiler counts every dispatched kernel; W / sigma is written only by
+  // spectral_norm_scale (ops::spectral_normalized). The layer runs the spectral-norm step
+  // (spectral_norm_power_iteration) and the fused block, which applies 1/sigma in its epilogues.
+  for (auto variant : {AttentionVariant::Article, AttentionVariant::Official}) {
+    INFO(attention_variant_name(variant));
+    Generator gen(5);
+    SelfAttention a(16, variant, gen);
+    a.to(Device::CUDA);
+    a.train();
+    Tensor x = test::random_tensor(Shape{2, 16, 6, 4}, 950).to(Device::CUDA).requires_grad_(true);
+    profile::enable();
+    profile::reset();
+    ops::sum(ops::mul(a(x), test::random_tensor(x.shape(), 951).to(Device::CUDA))).backward();
+    const std::string table = profile::report();
+    profile::disable();
+    profile::reset();
+    INFO(table);
+    CHECK(table.find("spectral_norm_power_iteration") != std::string::npos);  // the step ran
+    CHECK(table.find("attention_block_forward") != std::string::npos);
+    CHECK(table.find("attention_block_backward") != std::string::npos);
+    CHECK(table.find("spectral_norm_scale") == std::string::npos);  // no W / sigma
+    // The composed path, for contrast, writes one W / sigma per projection.
+    profile::enable();
+    profile::reset();
+    {
+      NoGradGuard ng;
+      ops::BlockProjection p[4];
+      WeightLayer* layers[4] = {a.f.get(), a.g.get(), a.h.get(), a.o.get()};
+      for (int i = 0; i < 4; ++i) {
+        if (!layers[i]) continue;
+        SpectralNorm& sn = layers[i]->spectral_norm_state();
+        p[i].weight = layers[i]->weight, p[i].bias = layers[i]->bias, p[i].u = sn.u, p[i].v = sn.v, p[i].sigma = sn.sigma;
+      }
+      ops::self_attention_block_composed(x, p[0], p[1], p[2], p[3], a.gamma, variant == AttentionVariant::Official);
+    }
+    const std::string composed = profile::report();
+    profile::disable();
+    profile::reset();
+    CHECK(composed.find("spectral_norm_scale") != std::string::npos);
   }
 }
