@@ -2,7 +2,8 @@
 // tests/test_attention_block.cpp checks against the composed ops and finite differences. Value and
 // the gradient of every input (x, gamma, each weight and bias; u, v, sigma are constants), both
 // variants, with and without spectral norm; odd H, W and N, M not multiples of the tiles (64
-// positions, 16 rows); C = 8 (dk = 1) up to the models' largest, 512. The attention core runs in
+// positions, 16 rows); C = 8 (dk = 1) up to 64 everywhere, and on GPUs the models' largest, 512,
+// and real spatial sizes (the CPU test covers C = 512 against the composed ops). The core runs in
 // 3xTF32 (Tf32Scope(false)), fp32-class, so the fp32 tolerance kFp32Tol (1e-5) applies. The kernel
 // entries are also run directly on NaN-filled outputs (every element must be written), and the
 // op profiler shows that a SelfAttention training step on CUDA writes no W / sigma.
@@ -87,9 +88,15 @@ TEST_CASE("attention_block: the CUDA op matches the CPU op in value and every gr
   test::gpu::Tf32Scope fp32(false);
   std::vector<Case> cases = {
       {2, 8, 5, 3, false, true},  {2, 8, 5, 3, false, false}, {2, 16, 6, 10, true, true},
-      {1, 16, 10, 6, true, false}, {1, 64, 9, 8, false, true}, {1, 512, 4, 4, true, true},
+      {1, 16, 10, 6, true, false}, {1, 64, 9, 8, false, true}, {1, 64, 4, 6, true, true},
   };
-  if (!kEmulated) cases.push_back({4, 64, 32, 32, false, true}), cases.push_back({2, 256, 32, 32, true, true});
+  // C = 512 (and the models' real spatial sizes) cost ~10x the rest under emulation, where C = 64
+  // already reaches every branch (several reduction chunks and row tiles): GPU only.
+  if (!kEmulated) {
+    cases.push_back({1, 512, 4, 4, true, true});
+    cases.push_back({4, 64, 32, 32, false, true});
+    cases.push_back({2, 256, 32, 32, true, true});
+  }
   uint64_t seed = 300;
   for (const Case& c : cases) {
     INFO(describe(c));
