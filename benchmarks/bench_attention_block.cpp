@@ -136,6 +136,7 @@ void bench_device(Device d, const std::vector<Case>& cases, int64_t B, int reps)
 int main(int argc, char** argv) {
   const int64_t B = bench::arg_int(argc, argv, "--b", 64);
   const int reps = bench::arg_int(argc, argv, "--reps", 3);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // rows appear as they are measured
   const std::vector<Case> cases = {
       {"SAGAN-128/64", 64, 32, 32, false}, {"SAGAN-32", 128, 16, 16, false}, {"ResNet-G", 256, 32, 32, true},
       {"ResNet-D", 128, 32, 32, true},     {"ResNet-G-32", 512, 16, 16, true},

@@ -144,7 +144,7 @@ TEST_CASE("attention_block: fused CPU op equals the composed ops in value and gr
     }
 }
 
-TEST_CASE("attention_block: gradients match finite differences, sigma recomputed from W", "[attention_block][grad]") {
+TEST_CASE("attention_block: gradients match finite differences with sigma recomputed from W", "[attention_block][grad]") {
   for (bool official : {false, true}) {
     INFO((official ? "official" : "article"));
     Block b = make_block(8, official, true, official ? 900 : 800);
@@ -193,7 +193,7 @@ TEST_CASE("attention_block: the CPU kernels write every output (NaN-filled first
   }
 }
 
-TEST_CASE("attention_block: backward is deterministic (bitwise, run to run)", "[attention_block]") {
+TEST_CASE("attention_block: backward is deterministic (bitwise from run to run)", "[attention_block]") {
   Block b = make_block(32, true, true, 600);
   Tensor x = test::random_param(Shape{4, 32, 8, 8}, 601);
   Tensor R = test::random_tensor(x.shape(), 602);
@@ -203,7 +203,7 @@ TEST_CASE("attention_block: backward is deterministic (bitwise, run to run)", "[
   for (size_t i = 0; i < r1.grads.size(); ++i) CHECK(r1.grads[i].to_vector() == r2.grads[i].to_vector());
 }
 
-TEST_CASE("attention_block: a NaN in x reaches y even with gamma 0, as in the composed ops", "[attention_block][nonfinite]") {
+TEST_CASE("attention_block: a NaN in x reaches y even with gamma 0 (as in the composed ops)", "[attention_block][nonfinite]") {
   Block b = make_block(16, true, false, 500);
   b.gamma.fill_(0.0f);
   std::vector<float> xv = test::random_tensor(Shape{1, 16, 4, 4}, 501).to_vector();
