@@ -188,3 +188,31 @@ TEST_CASE("attention_block: a SelfAttention training step on CUDA writes no W / 
     CHECK(composed.find("spectral_norm_scale") != std::string::npos);
   }
 }
+
+TEST_CASE("attention_block: the CUDA backward is deterministic (bitwise from run to run)", "[attention_block]") {
+  // Weight gradients are batch sums: per-slice partials added in a fixed order, no atomics.
+  test::gpu::Tf32Scope fp32(false);
+  const Case c{5, 32, 8, 6, true, true};
+  Inputs in = make_inputs(c, 990);
+  auto grads = [&] {
+    std::vector<Tensor> leaves;
+    for (size_t i = 0; i < in.t.size(); ++i) {
+      Tensor g = in.t[i].to(Device::CUDA);
+      if (in.grad[i]) g.requires_grad_(true);
+      leaves.push_back(g);
+    }
+    Tensor y = ops::self_attention_block(leaves[0], projection_at(leaves, 0), projection_at(leaves, 1),
+                                         projection_at(leaves, 2), projection_at(leaves, 3), leaves[1], true);
+    ops::sum(ops::mul(y, test::random_tensor(y.shape(), 991).to(Device::CUDA))).backward();
+    std::vector<std::vector<float>> out = {y.to_vector()};
+    for (size_t i = 0; i < leaves.size(); ++i)
+      if (in.grad[i]) out.push_back(leaves[i].grad().to_vector());
+    return out;
+  };
+  const auto a = grads(), b = grads();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO("output " << i);
+    CHECK(a[i] == b[i]);
+  }
+}
