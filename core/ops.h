@@ -63,6 +63,24 @@ Tensor softmax(const Tensor& x);      // over the last dimension
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v);
 // y = gamma * o + x, gamma one element.
 Tensor gamma_residual(const Tensor& gamma, const Tensor& o, const Tensor& x);
+// The whole SAGAN self-attention block (layers/self_attention.h) as one differentiable op.
+// A projection is a 1x1 convolution: weight [out, in, 1, 1], bias [out] or undefined, and its
+// spectral-norm state of this step (u [out], v [in], sigma [1] from spectral_norm_step; all three
+// undefined without spectral norm). It computes (W x) / sigma + b: W / sigma is never formed;
+// gradients reach W through sigma as with spectral_normalized.
+struct BlockProjection {
+  Tensor weight, bias, u, v, sigma;
+};
+// x [B, C, H, W] -> y = gamma * out + x. Article: f, g C -> dk, h C -> C, out = attention(f x,
+// g x, h x). Official: g x and h x max-pooled 2x2 (H, W even), h C -> dv, out = o(attention(..)),
+// o dv -> C (o unused in the article variant: leave it empty).
+Tensor self_attention_block(const Tensor& x, const BlockProjection& f, const BlockProjection& g,
+                            const BlockProjection& h, const BlockProjection& o, const Tensor& gamma, bool official);
+// The same block composed from conv2d, spectral_normalized, max_pool2x2, attention and
+// gamma_residual: the reference the fused op is tested against (and its CUDA path for now).
+Tensor self_attention_block_composed(const Tensor& x, const BlockProjection& f, const BlockProjection& g,
+                                     const BlockProjection& h, const BlockProjection& o, const Tensor& gamma,
+                                     bool official);
 // Attention weights of chosen query positions, [B, nq, M]; no autograd.
 Tensor attention_probs(const Tensor& q, const Tensor& k, const std::vector<int64_t>& query_positions);
 
@@ -71,6 +89,12 @@ Tensor attention_probs(const Tensor& q, const Tensor& k, const std::vector<int64
 // (one element) is written to `sigma_out`. Gradient flows to w only (u, v constants).
 Tensor spectral_norm(const Tensor& w, int dim, Tensor& u, Tensor& v, Tensor& sigma_out, bool training,
                      float eps = 1e-12f);
+// The two halves of spectral_norm. The step: sigma_out from u, v (advanced one power iteration
+// first when training); no autograd, nothing weight-sized written. The scale: w / sigma,
+// differentiable in w through sigma = u^T Wm v (u, v, sigma copied for the backward).
+void spectral_norm_step(const Tensor& w, int dim, Tensor& u, Tensor& v, Tensor& sigma_out, bool training,
+                        float eps = 1e-12f);
+Tensor spectral_normalized(const Tensor& w, int dim, const Tensor& u, const Tensor& v, const Tensor& sigma);
 
 // ---- losses (mean over elements) ------------------------------------------------------------------
 Tensor hinge_loss(const Tensor& x, float sign);           // mean(relu(1 - sign*x))

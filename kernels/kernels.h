@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/attention_block_types.h"
 
 
 namespace ember::cpu {
@@ -18,6 +19,7 @@ namespace ember::cpu {
 #include "kernels/loss.inc"
 #include "kernels/softmax.inc"
 #include "kernels/attention.inc"
+#include "kernels/attention_block.inc"
 #include "kernels/spectral_norm.inc"
 #include "kernels/optim.inc"
 }  // namespace ember::cpu
@@ -34,6 +36,7 @@ namespace ember::cuda {
 #include "kernels/loss.inc"
 #include "kernels/softmax.inc"
 #include "kernels/attention.inc"
+#include "kernels/attention_block.inc"
 #include "kernels/spectral_norm.inc"
 #include "kernels/optim.inc"
 }  // namespace ember::cuda

@@ -40,6 +40,21 @@ Tensor SelfAttention::keys(const Tensor& x) {
   return flat(variant == AttentionVariant::Official ? ops::max_pool2x2(k) : k);
 }
 
+namespace {
+// A projection for ops::self_attention_block: the raw weight, the bias and, under spectral norm,
+// this step's u, v, sigma (advancing the power iteration when training; W / sigma is not formed).
+ops::BlockProjection block_projection(Conv2d& conv) {
+  ops::BlockProjection p;
+  p.weight = conv.weight, p.bias = conv.bias;
+  if (conv.has_spectral_norm()) {
+    SpectralNorm& sn = conv.spectral_norm_state();
+    sn.step(conv.weight, conv.is_training());
+    p.u = sn.u, p.v = sn.v, p.sigma = sn.sigma;
+  }
+  return p;
+}
+}  // namespace
+
 Tensor SelfAttention::forward(const Tensor& x) {
   EMBER_CHECK(x.defined() && x.dim() == 4 && x.size(1) == channels,
               "SelfAttention(" << channels << "): input must be [B, " << channels << ", H, W], got "
@@ -47,14 +62,9 @@ Tensor SelfAttention::forward(const Tensor& x) {
   EMBER_CHECK(variant == AttentionVariant::Article || (x.size(2) % 2 == 0 && x.size(3) % 2 == 0),
               "SelfAttention (official): H and W must be even for the 2x2 pooling, got " << x.shape());
   if (keep_input) last_input = x.detach();
-  Tensor q = queries(x);  // [B, C/8, N]
-  Tensor k = keys(x);     // [B, C/8, M]
-  Tensor v = (*h)(x);     // [B, Cv, H, W]
-  if (variant == AttentionVariant::Official) v = ops::max_pool2x2(v);
-  Tensor att = ops::attention(q, k, flat(v));  // [B, Cv, N]
-  Tensor out = att.reshape({x.size(0), value_channels, x.size(2), x.size(3)});
-  if (o) out = (*o)(out);
-  return ops::gamma_residual(gamma, out, x);
+  const ops::BlockProjection pf = block_projection(*f), pg = block_projection(*g), ph = block_projection(*h);
+  const ops::BlockProjection po = o ? block_projection(*o) : ops::BlockProjection{};
+  return ops::self_attention_block(x, pf, pg, ph, po, gamma, variant == AttentionVariant::Official);
 }
 
 Tensor SelfAttention::attention_map(const Tensor& x, const std::vector<int64_t>& query_positions) {

@@ -1,8 +1,9 @@
 // SelfAttention: the SAGAN block over a feature map x [B, C, H, W], N = H*W:
 //   f = Wf x (C -> C/8, the queries), g = Wg x (C -> C/8, the keys), h = Wh x (C -> Cv, the values),
 //   beta_i = softmax_j(f_i . g_j),  o_i = sum_j beta_ij h_j,  y = gamma * o + x, gamma init 0.
-// All projections are 1x1 convolutions (ops::conv2d) with spectral norm on every weight; the
-// attention core is ops::attention (fused on CUDA) and the residual ops::gamma_residual.
+// All projections are 1x1 convolutions with spectral norm on every weight. forward runs the whole
+// block as one op, ops::self_attention_block (1/sigma applied inside the projections);
+// attention_map runs the composed f, g convolutions.
 //
 // Two variants, chosen at construction:
 //   Article  (T. Silva's article code): Cv = C, keys and values at full resolution (M = N), no

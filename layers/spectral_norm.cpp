@@ -32,8 +32,13 @@ SpectralNorm::SpectralNorm(const Tensor& w, int dim_, Generator& gen, float eps_
 }
 
 Tensor SpectralNorm::normalize(const Tensor& w, bool training) {
+  step(w, training);
+  return ops::spectral_normalized(w, dim, u, v, sigma);
+}
+
+void SpectralNorm::step(const Tensor& w, bool training) {
   if (sigma.device() != w.device()) sigma = sigma.to(w.device());
-  return ops::spectral_norm(w, dim, u, v, sigma, training, eps);
+  ops::spectral_norm_step(w, dim, u, v, sigma, training, eps);
 }
 
 float SpectralNorm::last_sigma() const { return sigma.item(); }

@@ -23,6 +23,9 @@ class SpectralNorm {
 
   // W / sigma (differentiable in W; u, v are constants). Advances u, v first when training.
   Tensor normalize(const Tensor& w, bool training);
+  // The same step without forming W / sigma: advances u, v when training and refreshes sigma,
+  // for consumers that apply 1/sigma themselves (ops::self_attention_block).
+  void step(const Tensor& w, bool training);
   // The sigma of the latest normalize() (NaN before the first); copies to the host.
   float last_sigma() const;
 

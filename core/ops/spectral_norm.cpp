@@ -1,17 +1,21 @@
 // Op entry for spectral normalisation (torch.nn.utils.spectral_norm semantics): the power
-// iteration in training mode, sigma from the stored u, v in eval mode, w / sigma as the
-// output, and an autograd node whose gradient flows to w only.
+// iteration in training mode, sigma from the stored u, v in eval mode (spectral_norm_step), w / sigma
+// as the output with an autograd node whose gradient flows to w only (spectral_normalized).
+// Consumers that apply 1/sigma themselves (ops::self_attention_block) call the step alone.
 #include "core/ops/op_util.h"
 #include "kernels/spectral_norm_layout.h"
 
 namespace ember::ops {
 
-Tensor spectral_norm(const Tensor& w, int dim, Tensor& u, Tensor& v, Tensor& sigma_out, bool training, float eps) {
-  const char* op = "spectral_norm";
+namespace {
+
+// Checks the arguments shared by the entries below; returns dim made non-negative.
+int check_spectral_norm_args(const char* op, const Tensor& w, int dim, const Tensor& u, const Tensor& v,
+                             const Tensor& sigma) {
   detail::check_defined(op, w, "weight");
   detail::check_defined(op, u, "u");
   detail::check_defined(op, v, "v");
-  detail::check_defined(op, sigma_out, "sigma_out");
+  detail::check_defined(op, sigma, "sigma");
   EMBER_CHECK(w.dim() >= 2, op << ": weight must have rank >= 2, got " << w.shape());
   EMBER_CHECK(dim >= -w.dim() && dim < w.dim(),
               op << ": dim " << dim << " out of range for weight " << w.shape());
@@ -23,25 +27,37 @@ Tensor spectral_norm(const Tensor& w, int dim, Tensor& u, Tensor& v, Tensor& sig
   EMBER_CHECK(v.dim() == 1 && v.size(0) == l.cols(),
               op << ": v must be [" << l.cols() << "] (numel / w.size(" << dim << ") of " << w.shape() << "), got "
                  << v.shape());
-  EMBER_CHECK(sigma_out.numel() == 1, op << ": sigma_out must hold one element, got " << sigma_out.shape());
-  EMBER_CHECK(eps > 0.0f, op << ": eps must be positive, got " << eps);
-  EMBER_CHECK(!u.requires_grad() && !v.requires_grad() && !sigma_out.requires_grad(),
+  EMBER_CHECK(sigma.numel() == 1, op << ": sigma_out must hold one element, got " << sigma.shape());
+  EMBER_CHECK(!u.requires_grad() && !v.requires_grad() && !sigma.requires_grad(),
               op << ": u, v and sigma_out are buffers and must not require grad");
-  const Device d = ember::detail::common_device(op, {&w, &u, &v, &sigma_out});
+  return dim;
+}
 
+}  // namespace
+
+void spectral_norm_step(const Tensor& w, int dim, Tensor& u, Tensor& v, Tensor& sigma_out, bool training, float eps) {
+  const char* op = "spectral_norm";
+  dim = check_spectral_norm_args(op, w, dim, u, v, sigma_out);
+  EMBER_CHECK(eps > 0.0f, op << ": eps must be positive, got " << eps);
+  const Device d = ember::detail::common_device(op, {&w, &u, &v, &sigma_out});
   if (training) {
     EMBER_DISPATCH(op, d, spectral_norm_power_iteration, w, dim, eps, u, v, sigma_out);
   } else {
     EMBER_DISPATCH(op, d, spectral_norm_sigma, w, dim, u, v, sigma_out);
   }
-  Tensor out = detail::empty_like(w);
-  EMBER_DISPATCH(op, d, spectral_norm_scale, w, sigma_out, out);
+}
 
+Tensor spectral_normalized(const Tensor& w, int dim, const Tensor& u, const Tensor& v, const Tensor& sigma) {
+  const char* op = "spectral_normalized";
+  dim = check_spectral_norm_args(op, w, dim, u, v, sigma);
+  const Device d = ember::detail::common_device(op, {&w, &u, &v, &sigma});
+  Tensor out = detail::empty_like(w);
+  EMBER_DISPATCH(op, d, spectral_norm_scale, w, sigma, out);
   if (any_requires_grad({w})) {
     // u, v and sigma are overwritten in place by the next training forward (a discriminator
     // runs on real and fake batches before one backward): keep this step's values, as PyTorch
     // does by cloning u and v after the power iteration.
-    Tensor su = u.clone(), sv = v.clone(), ss = sigma_out.clone(), sw = w.detach();
+    Tensor su = u.clone(), sv = v.clone(), ss = sigma.clone(), sw = w.detach();
     record(op, out, {w}, [sw, su, sv, ss, dim](const Tensor& g) {
       Tensor dw = detail::empty_like(sw);
       Device gd = ember::detail::common_device("spectral_norm backward", {&sw, &g});
@@ -50,6 +66,11 @@ Tensor spectral_norm(const Tensor& w, int dim, Tensor& u, Tensor& v, Tensor& sig
     });
   }
   return out;
+}
+
+Tensor spectral_norm(const Tensor& w, int dim, Tensor& u, Tensor& v, Tensor& sigma_out, bool training, float eps) {
+  spectral_norm_step(w, dim, u, v, sigma_out, training, eps);
+  return spectral_normalized(w, dim, u, v, sigma_out);
 }
 
 }  // namespace ember::ops
