@@ -28,7 +28,7 @@ std::string TrainConfig::to_json() const {
             {"log_every", log_every}, {"crop", crop},
             {"flip", flip},       {"workers", workers},
             {"deterministic", deterministic}, {"ema", ema},
-            {"channels", channels}};
+            {"channels", channels}, {"sync_bn", sync_bn}, {"world_size", world_size}};
   return j.dump();
 }
 
@@ -60,6 +60,7 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
     get("seed", c.seed), get("sample_every", c.sample_every), get("checkpoint_every", c.checkpoint_every);
     get("log_every", c.log_every), get("crop", c.crop), get("flip", c.flip), get("workers", c.workers);
     get("deterministic", c.deterministic), get("ema", c.ema), get("channels", c.channels);
+    get("sync_bn", c.sync_bn), get("world_size", c.world_size);
   } catch (const std::exception& e) {
     EMBER_FAIL("checkpoint configuration has a field of the wrong type: " << e.what());
   }
@@ -119,6 +120,7 @@ const std::vector<ResumeFlag>& resume_flags() {
       flag_of("--log-every", false, &TrainConfig::log_every),
       flag_of("--device", false, &TrainConfig::device),
       flag_of("--deterministic", false, &TrainConfig::deterministic),
+      flag_of("--sync-bn", false, &TrainConfig::sync_bn),
   };
   return flags;
 }
