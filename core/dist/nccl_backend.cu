@@ -51,7 +51,6 @@ class NcclBackend : public Backend {
                      comm_);
     EMBER_CUDA_CHECK(cudaStreamSynchronize(cuda_rt::stream()));
   }
-  void barrier() override {
   // A one-element all-reduce is NCCL's barrier (the group itself uses MPI's).
   void barrier() override { all_reduce_sum(one_, 1); }
 

@@ -95,7 +95,9 @@ Tensor DataParallel::noise(Generator& gen, int64_t B, int64_t z_dim, Device d) c
 
 void DataParallel::average_gradients(Module& m) {
   if (world() == 1) return;
+  const auto t0 = std::chrono::steady_clock::now();
   pg_->average_gradients(m.parameters());
+  grad_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 void DataParallel::sync_buffers(Run& run) {

@@ -34,7 +34,10 @@ class DataParallel {
   // own Philox counters (offset rank*B*z_dim/4 blocks); every rank advances `gen` identically.
   ember::Tensor noise(ember::Generator& gen, int64_t B, int64_t z_dim, ember::Device d) const;
   // Between backward and the optimiser step: every parameter's gradient becomes the mean over ranks.
+  // Runs after backward has finished: none of it overlaps with backward (see the README).
   void average_gradients(ember::Module& m);
+  // Seconds spent in average_gradients so far (for the closing line of the log).
+  double gradient_seconds() const { return grad_seconds_; }
   // After each step without --sync-bn: rank 0's buffers (BatchNorm running statistics) replace
   // the others', as DDP's broadcast_buffers does, so checkpoints and eval use one set.
   void sync_buffers(Run& run);
@@ -48,6 +51,7 @@ class DataParallel {
 
  private:
   std::unique_ptr<ember::dist::ProcessGroup> pg_;
+  double grad_seconds_ = 0;
 };
 
 // Test hook: SAGAN_CELEBA_DEBUG_RANK_FAULT="RANK:STEP:kill|throw|hang|perturb" makes rank RANK,

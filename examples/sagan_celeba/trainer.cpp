@@ -425,6 +425,11 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
       return 0;
     }
   }
+  if (dp.writer() && dp.world() > 1) {
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    std::printf("data parallel: gradient all-reduce %.2f s of %.2f s of training (%.1f%%), after backward (no overlap)\n",
+                dp.gradient_seconds(), total, 100.0 * dp.gradient_seconds() / std::max(total, 1e-9));
+  }
   if (dp.writer())
     std::printf("done: %lld steps; samples in %s, checkpoints in %s, metrics in %s/metrics.csv\n",
                 static_cast<long long>(run.step), sample_dir.c_str(), ckpt_dir.c_str(), cfg.out.c_str());
