@@ -179,6 +179,8 @@ void TrainConfig::check_flags(const std::set<std::string>& given) const {
   EMBER_INPUT_CHECK(ema >= 0 && ema < 1, "--ema must be in [0, 1), got " << ema);
   EMBER_INPUT_CHECK(seed >= 0, "--seed must be >= 0, got " << seed);
   EMBER_INPUT_CHECK(workers >= 1, "--workers must be >= 1, got " << workers);
+  // Set from mpirun, read back from checkpoints (the loader position counts its global batches).
+  EMBER_INPUT_CHECK(world_size >= 1 && world_size <= (1 << 20), "world_size must be in [1, 2^20], got " << world_size);
   EMBER_INPUT_CHECK(device == "auto" || device == "cpu" || device == "cuda",
                     "--device must be cuda, cpu or auto, got '" << device << "'");
 }

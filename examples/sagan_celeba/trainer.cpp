@@ -249,7 +249,10 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
     cfg = merge_for_resume(rp.config.cfg, cfg, given);  // then checked as a whole, with the run's data
     resume_from = rp.path;
     start_epoch = rp.config.loader_epoch, start_batch = rp.config.loader_batch;
-    saved_global_batch = int64_t(rp.config.cfg.batch) * rp.config.cfg.world_size;
+    const int saved_world = rp.config.cfg.world_size;
+    EMBER_INPUT_CHECK(saved_world >= 1 && saved_world <= (1 << 20),
+                      "--resume: checkpoint " << rp.path << " names a world size of " << saved_world);
+    saved_global_batch = int64_t(rp.config.cfg.batch) * saved_world;
   }
   cfg.world_size = dp.world();
   cfg.check_flags(given);
