@@ -26,8 +26,9 @@ bool launched_by_mpi() {
 
 #ifndef EMBER_WITH_MPI
 std::unique_ptr<Backend> make_mpi_backend(WorldInfo&) {
-  EMBER_FAIL("this process was started by mpirun, but ember was built without MPI: install libopenmpi-dev "
-             "(scripts/setup.sh does) and rebuild, or run one process without mpirun");
+  EMBER_INPUT_CHECK(false, "this process was started by mpirun, but ember was built without MPI: install "
+                           "libopenmpi-dev (scripts/setup.sh does) and rebuild, or run one process without mpirun");
+  return nullptr;
 }
 void mpi_all_reduce_sum(double*, int64_t) { EMBER_FAIL("ember was built without MPI"); }
 void mpi_abort(int code) { std::_Exit(code); }
