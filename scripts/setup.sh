@@ -30,10 +30,12 @@ if [ -x /usr/local/cuda/bin/nvcc ] && [ ! -x /usr/local/cuda/bin/cuobjdump ] && 
   echo "[setup] installing nvidia-cuda-cuobjdump (PyPI)"
   python3 -m pip install --quiet "nvidia-cuda-cuobjdump==13.*" || echo "[setup] warning: no cuobjdump; the emulator uses the committed resource table"
 fi
-# NCCL (PyPI nvidia-nccl-cu13: library and header) for data-parallel training on several GPUs;
-# cmake/nccl.cmake finds the wheel as it finds cuDNN's. Optional: a failure here leaves a build
-# that reduces CUDA tensors over MPI, and never fails a CPU set-up.
-if [ -x /usr/local/cuda/bin/nvcc ] && ! python3 -c 'import nvidia.nccl' 2>/dev/null; then
+# NCCL (PyPI nvidia-nccl-cu13: library and header, ~350 MB) for data-parallel training on several
+# GPUs; cmake/nccl.cmake finds the wheel as it finds cuDNN's. Skipped when the CUDA toolkit already
+# has NCCL. Optional: a failure here leaves a build that reduces CUDA tensors over MPI, and never
+# fails a CPU set-up.
+if [ -x /usr/local/cuda/bin/nvcc ] && [ ! -f /usr/local/cuda/include/nccl.h ] && [ ! -f /usr/include/nccl.h ] &&
+   ! python3 -c 'import nvidia.nccl' 2>/dev/null; then
   echo "[setup] installing nvidia-nccl-cu13 (PyPI)"
   python3 -m pip install --quiet "nvidia-nccl-cu13==2.*" || echo "[setup] warning: no NCCL wheel; multi-GPU runs reduce through host memory over MPI"
 fi
