@@ -2,6 +2,7 @@
 #include "layers/batch_norm2d.h"
 
 #include "core/autograd.h"
+#include "core/dist/sync_batch_norm.h"
 #include "core/ops.h"
 
 namespace ember {
@@ -24,7 +25,9 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   EMBER_CHECK(x.defined() && x.dim() >= 2 && x.size(1) == num_features,
               "BatchNorm2d(" << num_features << "): input must be [N, " << num_features << ", ...], got "
                              << (x.defined() ? x.shape().str() : "undefined"));
-  Tensor y = ops::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
+  Tensor y = is_training() && sync_group
+                 ? dist::sync_batch_norm(*sync_group, x, weight, bias, running_mean, running_var, momentum, eps)
+                 : ops::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
   if (is_training()) {
     NoGradGuard ng;
     num_batches_tracked.copy_(ops::add_scalar(num_batches_tracked, 1.0f));

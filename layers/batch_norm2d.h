@@ -12,6 +12,10 @@
 
 namespace ember {
 
+namespace dist {
+class ProcessGroup;
+}
+
 class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t num_features, float momentum = 0.1f, float eps = 1e-5f);
@@ -21,6 +25,9 @@ class BatchNorm2d : public Module {
   float momentum, eps;
   Tensor weight, bias;                                  // [C]
   Tensor running_mean, running_var, num_batches_tracked;  // [C], [C], []
+  // Data-parallel training with --sync-bn: when set, training-mode statistics are those of the
+  // whole group's batch (core/dist/sync_batch_norm.h). Not owned; null = this process's batch.
+  dist::ProcessGroup* sync_group = nullptr;
 };
 
 }  // namespace ember

@@ -16,8 +16,10 @@
 #    only when no GPU is usable) or if no CUDA test ran;
 # 3. runs compute-sanitizer memcheck, racecheck, initcheck and synccheck over ember_cuda_tests
 #    (in parallel, each time-boxed; memcheck with the caching allocator off so that it sees every
-#    tensor's true bounds), leaving out every test tagged [library] (those that run cuBLAS or
-#    cuDNN kernels, whose internals the sanitizers would report on) and [large];
+#    tensor's true bounds), leaving out every test tagged [library] (those that run cuBLAS,
+#    cuDNN or NCCL kernels, whose internals the sanitizers would report on) and [large];
+#    step 2 runs the NCCL backend's one-GPU test ("cuda: dist: NCCL communicator ...") when the
+#    build found NCCL (the nvidia-nccl-cu13 wheel of python3, cmake/nccl.cmake);
 # 4. runs every benchmarks/bench_* program and benchmarks/*.py (the GPU programs first, the
 #    PyTorch peers next, the CPU-only bench_cpu last), each in an equal share of the budget left;
 #    a benchmark cut off by its share is reported as "cut", not as a failure;

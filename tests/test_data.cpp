@@ -533,6 +533,40 @@ TEST_CASE("data: BatchLoader resumed at (epoch, batch) continues the uninterrupt
   REQUIRE_THROWS_WITH(BatchLoader(ds, bad), Contains("batch 4"));
 }
 
+TEST_CASE("data: BatchLoader shards split each global batch into disjoint slices of the shared order", "[data][loader]") {
+  auto ds = std::make_shared<TaggedDataset>(29);
+  LoaderOptions o;
+  o.batch_size = 6, o.seed = 5, o.threads = 2;
+  BatchLoader whole(ds, o);
+  std::vector<Batch> ref = take(whole, 9);  // 4 batches of 6 per epoch
+  LoaderOptions s = o;
+  s.batch_size = 2, s.shard_count = 3;
+  std::vector<std::unique_ptr<BatchLoader>> shards;
+  for (int r = 0; r < 3; ++r) {
+    s.shard_rank = r;
+    shards.push_back(std::make_unique<BatchLoader>(ds, s));
+    REQUIRE(shards.back()->batches_per_epoch() == 4);
+  }
+  for (const Batch& g : ref) {
+    std::vector<int64_t> indices;
+    std::vector<float> data;
+    for (auto& l : shards) {
+      Batch b = l->next();
+      REQUIRE(b.epoch == g.epoch);
+      REQUIRE(b.index == g.index);
+      REQUIRE(b.n == 2);
+      indices.insert(indices.end(), b.indices.begin(), b.indices.end());
+      data.insert(data.end(), b.data.begin(), b.data.end());  // augmentation words included
+    }
+    REQUIRE(indices == g.indices);
+    REQUIRE(data == g.data);
+  }
+  s.shard_rank = 3;
+  REQUIRE_THROWS_WITH(BatchLoader(ds, s), Contains("shard 3 of 3"));
+  s.shard_rank = 0, s.batch_size = 10;
+  REQUIRE_THROWS_WITH(BatchLoader(ds, s), Contains("one batch of 30"));
+}
+
 TEST_CASE("data: BatchLoader rethrows dataset errors in the consumer and shuts down cleanly", "[data][loader]") {
   auto ds = std::make_shared<TaggedDataset>(12);
   ds->throw_at = 5;

@@ -62,10 +62,14 @@ BatchLoader::BatchLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions o
   EMBER_CHECK(opt_.threads >= 1, "BatchLoader: threads " << opt_.threads << ", expected >= 1");
   EMBER_CHECK(opt_.prefetch >= 1, "BatchLoader: prefetch " << opt_.prefetch << ", expected >= 1");
   EMBER_CHECK(n > 0, "BatchLoader: the dataset is empty");
-  EMBER_CHECK(!opt_.drop_last || n >= opt_.batch_size,
-              "BatchLoader: " << n << " samples cannot fill one batch of " << opt_.batch_size
+  EMBER_CHECK(opt_.shard_count >= 1 && opt_.shard_rank >= 0 && opt_.shard_rank < opt_.shard_count,
+              "BatchLoader: shard " << opt_.shard_rank << " of " << opt_.shard_count);
+  EMBER_CHECK(opt_.shard_count == 1 || opt_.drop_last, "BatchLoader: sharding needs drop_last (equal shards)");
+  const int64_t global = int64_t(opt_.batch_size) * opt_.shard_count;  // positions per batch, all shards
+  EMBER_CHECK(!opt_.drop_last || n >= global,
+              "BatchLoader: " << n << " samples cannot fill one batch of " << global
                               << " with drop_last (lower the batch size or set drop_last = false)");
-  batches_per_epoch_ = opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
+  batches_per_epoch_ = opt_.drop_last ? n / global : (n + global - 1) / global;
   EMBER_CHECK(opt_.start_epoch >= 0 && opt_.start_batch >= 0 && opt_.start_batch < batches_per_epoch_,
               "BatchLoader: cannot start at epoch " << opt_.start_epoch << " batch " << opt_.start_batch << " ("
                                                     << batches_per_epoch_ << " batches per epoch)");
@@ -101,7 +105,7 @@ void BatchLoader::build(int64_t k, Batch& b) {
   b.epoch = k / batches_per_epoch_;
   b.index = k % batches_per_epoch_;
   std::shared_ptr<const std::vector<int64_t>> order = order_for(b.epoch);
-  const int64_t begin = b.index * opt_.batch_size;
+  const int64_t begin = (b.index * opt_.shard_count + opt_.shard_rank) * opt_.batch_size;
   const int64_t end = std::min<int64_t>(begin + opt_.batch_size, ds.size());
   b.n = static_cast<int>(end - begin);
   b.c = ds.channels(), b.h = ds.height(), b.w = ds.width();

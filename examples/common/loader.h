@@ -61,6 +61,12 @@ struct LoaderOptions {
   int prefetch = 4;          // batches decoded ahead of the consumer (>= 1)
   int64_t start_epoch = 0;   // resume: the first batch returned is (start_epoch, start_batch)
   int64_t start_batch = 0;
+  // Data-parallel training: shard_count processes share each GLOBAL batch of
+  // batch_size * shard_count positions of the shared shuffle; this one decodes the slice
+  // [shard_rank * batch_size, (shard_rank + 1) * batch_size). Epochs, batch indices and the
+  // resume position count global batches, so an epoch is still one pass over the data.
+  int shard_rank = 0;
+  int shard_count = 1;
 };
 
 // Deterministic permutation of 0..n-1 for one epoch (identity when shuffle is false).

@@ -28,7 +28,7 @@ std::string TrainConfig::to_json() const {
             {"log_every", log_every}, {"crop", crop},
             {"flip", flip},       {"workers", workers},
             {"deterministic", deterministic}, {"ema", ema},
-            {"channels", channels}};
+            {"channels", channels}, {"sync_bn", sync_bn}, {"world_size", world_size}};
   return j.dump();
 }
 
@@ -60,6 +60,7 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
     get("seed", c.seed), get("sample_every", c.sample_every), get("checkpoint_every", c.checkpoint_every);
     get("log_every", c.log_every), get("crop", c.crop), get("flip", c.flip), get("workers", c.workers);
     get("deterministic", c.deterministic), get("ema", c.ema), get("channels", c.channels);
+    get("sync_bn", c.sync_bn), get("world_size", c.world_size);
   } catch (const std::exception& e) {
     EMBER_FAIL("checkpoint configuration has a field of the wrong type: " << e.what());
   }
@@ -119,6 +120,7 @@ const std::vector<ResumeFlag>& resume_flags() {
       flag_of("--log-every", false, &TrainConfig::log_every),
       flag_of("--device", false, &TrainConfig::device),
       flag_of("--deterministic", false, &TrainConfig::deterministic),
+      flag_of("--sync-bn", false, &TrainConfig::sync_bn),
   };
   return flags;
 }
@@ -177,6 +179,8 @@ void TrainConfig::check_flags(const std::set<std::string>& given) const {
   EMBER_INPUT_CHECK(ema >= 0 && ema < 1, "--ema must be in [0, 1), got " << ema);
   EMBER_INPUT_CHECK(seed >= 0, "--seed must be >= 0, got " << seed);
   EMBER_INPUT_CHECK(workers >= 1, "--workers must be >= 1, got " << workers);
+  // Set from mpirun, read back from checkpoints (the loader position counts its global batches).
+  EMBER_INPUT_CHECK(world_size >= 1 && world_size <= (1 << 20), "world_size must be in [1, 2^20], got " << world_size);
   EMBER_INPUT_CHECK(device == "auto" || device == "cpu" || device == "cuda",
                     "--device must be cuda, cpu or auto, got '" << device << "'");
 }

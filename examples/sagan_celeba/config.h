@@ -31,6 +31,8 @@ struct TrainConfig {
   float ema = 0.0f;            // decay of an EMA copy of G (0 = off)
   bool resume = false;
   int channels = 3;            // set from the data
+  bool sync_bn = false;        // data-parallel: BatchNorm statistics over the global batch (--sync-bn)
+  int world_size = 1;          // processes of the run (mpirun -np): set at start, saved for resume
 
   std::string to_json() const;
   static TrainConfig from_json(const std::string& json);
@@ -46,7 +48,7 @@ struct TrainConfig {
 // optimisation (arch, size, width, attention, batch, learning rates, betas, n_dis, seed, ema,
 // crop, flip) take the checkpoint's value when omitted and must equal it when given: each
 // difference is an error naming the flag and both values. The others (data, workers,
-// intervals, steps, device, deterministic) take the command line's value when given, else the
+// intervals, steps, device, deterministic, sync_bn) take the command line's value when given, else the
 // checkpoint's. The run folder is always the command line's --out.
 TrainConfig merge_for_resume(const TrainConfig& checkpoint, const TrainConfig& command_line,
                              const std::set<std::string>& given);

@@ -23,6 +23,7 @@
 #include "examples/common/image_folder.h"
 #include "examples/common/image_io.h"
 #include "examples/common/loader.h"
+#include "examples/sagan_celeba/data_parallel.h"
 #include "examples/sagan_celeba/run.h"
 #include "examples/sagan_celeba/metrics.h"
 #include "layers/optim.h"
@@ -238,15 +239,22 @@ std::string save(Run& run, const data::BatchLoader& loader, const std::string& c
 }  // namespace
 
 int run_train(TrainConfig cfg, const std::set<std::string>& given) {
+  // Under mpirun: join the job first (each rank picks its GPU before any CUDA work).
+  DataParallel dp;
   // 1. Everything that can fail on bad input happens before the run folder is touched.
-  int64_t start_epoch = 0, start_batch = 0;
+  int64_t start_epoch = 0, start_batch = 0, saved_global_batch = 0;
   std::string resume_from;
   if (cfg.resume) {
     ResumePoint rp = find_resume_point(cfg.out);
     cfg = merge_for_resume(rp.config.cfg, cfg, given);  // then checked as a whole, with the run's data
     resume_from = rp.path;
     start_epoch = rp.config.loader_epoch, start_batch = rp.config.loader_batch;
+    const int saved_world = rp.config.cfg.world_size;
+    EMBER_INPUT_CHECK(saved_world >= 1 && saved_world <= (1 << 20),
+                      "--resume: checkpoint " << rp.path << " names a world size of " << saved_world);
+    saved_global_batch = int64_t(rp.config.cfg.batch) * saved_world;
   }
+  cfg.world_size = dp.world();
   cfg.check_flags(given);
   Device device = parse_device(cfg.device);
   const int checkpoint_channels = cfg.channels;
@@ -269,8 +277,10 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
       EMBER_INPUT_CHECK(false, "--resume: checkpoint " << resume_from << ": " << without_location(e.what()));
     }
     run.step = s.step;
-    std::printf("resumed from %s at step %lld\n", resume_from.c_str(), static_cast<long long>(run.step));
+    if (dp.writer())
+      std::printf("resumed from %s at step %lld\n", resume_from.c_str(), static_cast<long long>(run.step));
   }
+  dp.start(run, cfg.sync_bn);
   if (run.step >= cfg.steps) {
     std::printf("nothing to do: the run is at step %lld of %lld\n", static_cast<long long>(run.step),
                 static_cast<long long>(cfg.steps));
@@ -283,26 +293,38 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
   lo.threads = cfg.workers;
   lo.start_epoch = start_epoch;
   lo.start_batch = start_batch;
+  dp.shard(lo, saved_global_batch);
   data::BatchLoader loader(dataset, lo);
 
-  // 2. Now the run folder.
+  // 2. Now the run folder (rank 0 alone writes).
   const std::string sample_dir = cfg.out + "/samples", ckpt_dir = cfg.out + "/checkpoints";
-  fs::create_directories(sample_dir);
-  fs::create_directories(ckpt_dir);
+  if (dp.writer()) {
+    fs::create_directories(sample_dir);
+    fs::create_directories(ckpt_dir);
+  }
 
   std::vector<std::string> gamma_names, sigma_names;
   for (auto& a : run.gan.attention) gamma_names.push_back(a.first);
   for (auto& s : run.gan.spectral) sigma_names.push_back(s.first);
-  MetricsLog metrics(cfg.out + "/metrics.csv", gamma_names, sigma_names, resume_from.empty() ? -1 : run.step);
+  std::unique_ptr<MetricsLog> metrics;
+  if (dp.writer())
+    metrics = std::make_unique<MetricsLog>(cfg.out + "/metrics.csv", gamma_names, sigma_names,
+                                           resume_from.empty() ? -1 : run.step);
 
   Generator fixed(static_cast<uint64_t>(cfg.seed) + 2);  // the sample grid's noise: the same picture all run long
   Tensor z_fixed = randn(Shape{64, run.gan.z_dim}, fixed, device);
 
-  std::printf("sagan_celeba: %s %dx%d, %d channel(s), width %.3g, batch %d, steps %lld, device %s, G %lld / D %lld parameters\n",
-              cfg.arch.c_str(), cfg.size, cfg.size, cfg.channels, cfg.width, cfg.batch,
-              static_cast<long long>(cfg.steps), device_name(device),
-              static_cast<long long>(run.gan.G->num_parameters()), static_cast<long long>(run.gan.D->num_parameters()));
-  std::fflush(stdout);
+  if (dp.writer()) {
+    std::printf("sagan_celeba: %s %dx%d, %d channel(s), width %.3g, batch %d, steps %lld, device %s, G %lld / D %lld parameters\n",
+                cfg.arch.c_str(), cfg.size, cfg.size, cfg.channels, cfg.width, cfg.batch,
+                static_cast<long long>(cfg.steps), device_name(device),
+                static_cast<long long>(run.gan.G->num_parameters()), static_cast<long long>(run.gan.D->num_parameters()));
+    if (dp.world() > 1)
+      std::printf("data parallel: %d processes (%s), batch %d per process, global batch %lld, BatchNorm %s\n", dp.world(),
+                  dp.group().backend_name().c_str(), cfg.batch, static_cast<long long>(cfg.batch) * dp.world(),
+                  cfg.sync_bn ? "synchronised (--sync-bn)" : "per process");
+    std::fflush(stdout);
+  }
 
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
@@ -324,29 +346,33 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
       Tensor fake;
       {
         NoGradGuard no_grad;
-        fake = (*run.gan.G)(randn(Shape{B, run.gan.z_dim}, run.rng, device));
+        fake = (*run.gan.G)(dp.noise(run.rng, B, run.gan.z_dim, device));
       }
       models::DLogits d = models::discriminate(*run.gan.D, real, fake, run.gan.hinge);
       Tensor loss_d = run.gan.hinge ? models::d_loss_hinge(d.real, d.fake) : models::d_loss_bce(d.real, d.fake);
       finite_loss(loss_d, step, "the discriminator loss", last_checkpoint);
       run.opt_D->zero_grad();
       loss_d.backward();
+      dp.average_gradients(*run.gan.D);
       run.opt_D->step();
       last_loss_d = loss_d.detach(), last_real = d.real.detach(), last_fake = d.fake.detach();
     }
     // G: one step through D (D's weights are not updated here). D stays in training mode, as in
     // the official SAGAN code, so this forward advances D's spectral-norm power iterations a
     // second time per step (u and v are buffers, not trained: this only refines the estimate).
-    Tensor fake = (*run.gan.G)(randn(Shape{B, run.gan.z_dim}, run.rng, device));
+    Tensor fake = (*run.gan.G)(dp.noise(run.rng, B, run.gan.z_dim, device));
     Tensor logits = (*run.gan.D)(fake);
     Tensor loss_g = run.gan.hinge ? models::g_loss_hinge(logits) : models::g_loss_bce(logits);
     finite_loss(loss_g, step, "the generator loss", last_checkpoint);
     run.opt_G->zero_grad();
     loss_g.backward();
+    dp.average_gradients(*run.gan.G);
     run.opt_G->step();
+    if (!cfg.sync_bn) dp.sync_buffers(run);
     if (run.ema) run.ema->update();
     ++run.step;
-    images_since_log += B * cfg.n_dis;
+    images_since_log += B * cfg.n_dis * dp.world();
+    debug_rank_fault(dp, run);
 
     const bool log_row = run.step % cfg.log_every == 0 || run.step == cfg.steps;
     // The first step of this process gets a progress line too (on a CPU a step can take seconds).
@@ -358,10 +384,10 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
       double elapsed = std::chrono::duration<double>(now - t_start).count();
       StepMetrics m;
       m.step = run.step;
-      m.loss_d = last_loss_d.item();
-      m.d_real = mean_of(last_real);
-      m.d_fake = mean_of(last_fake);
-      m.loss_g = loss_g.item();
+      // The global batch's values: the mean of the ranks' means (equal shards).
+      double v[4] = {last_loss_d.item(), mean_of(last_real), mean_of(last_fake), loss_g.item()};
+      dp.mean(v, 4);
+      m.loss_d = v[0], m.d_real = v[1], m.d_fake = v[2], m.loss_g = v[3];
       m.images_per_s = images_since_log / std::max(dt, 1e-9);
       for (auto& a : run.gan.attention) m.gammas.push_back(a.second->gamma.item());
       for (auto& s : run.gan.spectral) m.sigmas.push_back(s.second->spectral_norm_state().last_sigma());
@@ -371,27 +397,46 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
         m.mem_in_use_mb = st.in_use / 1048576.0, m.mem_peak_mb = st.peak_in_use / 1048576.0;
       }
 #endif
-      if (log_row) metrics.write(m);
+      if (log_row && metrics) metrics->write(m);
       double per_step = elapsed / static_cast<double>(run.step - first_step);
-      std::printf("%s\n", progress_line(m, cfg.steps, per_step * static_cast<double>(cfg.steps - run.step)).c_str());
-      std::fflush(stdout);
+      if (dp.writer()) {
+        std::printf("%s\n", progress_line(m, cfg.steps, per_step * static_cast<double>(cfg.steps - run.step)).c_str());
+        std::fflush(stdout);
+      }
       if (log_row) {
         t_log = now;
         images_since_log = 0;
       }
     }
-    if (run.step % cfg.sample_every == 0 || run.step == cfg.steps) write_samples(run, z_fixed, sample_dir);
+    if (dp.writer() && (run.step % cfg.sample_every == 0 || run.step == cfg.steps)) write_samples(run, z_fixed, sample_dir);
     saved_this_step = run.step % cfg.checkpoint_every == 0 || run.step == cfg.steps;
-    if (saved_this_step) last_checkpoint = save(run, loader, ckpt_dir, last_checkpoint);
-    if (g_stop_signal) {
-      if (!saved_this_step) last_checkpoint = save(run, loader, ckpt_dir, last_checkpoint);
-      std::printf("stopped by signal %d at step %lld; continue with: sagan_celeba train --out %s --resume\n",
-                  g_stop_signal.load(), static_cast<long long>(run.step), cfg.out.c_str());
+    // A signal may reach some ranks only: they stop together, after the same step.
+    const bool stop = dp.world() > 1 ? dp.any(g_stop_signal != 0) : g_stop_signal != 0;
+    if (dp.world() > 1 && (saved_this_step || stop)) {
+      const uint64_t h = dp.check_in_sync(run);
+      if (dp.writer())
+        std::printf("ranks in sync at step %lld: state hash %016llx on all %d\n", static_cast<long long>(run.step),
+                    static_cast<unsigned long long>(h), dp.world());
+    }
+    if (saved_this_step && dp.writer()) last_checkpoint = save(run, loader, ckpt_dir, last_checkpoint);
+    if (stop) {
+      if (!saved_this_step && dp.writer()) last_checkpoint = save(run, loader, ckpt_dir, last_checkpoint);
+      if (dp.writer())
+        std::printf("stopped by signal %d at step %lld; continue with: sagan_celeba train --out %s --resume\n",
+                    g_stop_signal.load(), static_cast<long long>(run.step), cfg.out.c_str());
+      dp.group().barrier();  // no rank finalises while rank 0 still writes
       return 0;
     }
   }
-  std::printf("done: %lld steps; samples in %s, checkpoints in %s, metrics in %s/metrics.csv\n",
-              static_cast<long long>(run.step), sample_dir.c_str(), ckpt_dir.c_str(), cfg.out.c_str());
+  if (dp.writer() && dp.world() > 1) {
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    std::printf("data parallel: gradient all-reduce %.2f s of %.2f s of training (%.1f%%), after backward (no overlap)\n",
+                dp.gradient_seconds(), total, 100.0 * dp.gradient_seconds() / std::max(total, 1e-9));
+  }
+  if (dp.writer())
+    std::printf("done: %lld steps; samples in %s, checkpoints in %s, metrics in %s/metrics.csv\n",
+                static_cast<long long>(run.step), sample_dir.c_str(), ckpt_dir.c_str(), cfg.out.c_str());
+  dp.group().barrier();
   return 0;
 }
 
