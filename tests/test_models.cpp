@@ -526,7 +526,7 @@ TEST_CASE("models: export checkpoints for PyTorch", "[.torch_export]") {
   std::printf("wrote checkpoints to %s\n", dir.string().c_str());
 }
 
-TEST_CASE("models: one grouped spectral-norm step per forward, bitwise the per-layer step", "[models][spectral_norm]") {
+TEST_CASE("models: one grouped spectral-norm step per forward equals the per-layer steps bitwise", "[models][spectral_norm]") {
   Generator gen(11);
   models::SaganResNetConfig rc;
   rc.resolution = 32, rc.base = 8, rc.z_dim = 8;
