@@ -373,6 +373,8 @@ struct GroupTable {
   int count;
   GroupEntry e[kSnGroupMax];
 };
+// Kernel arguments are limited to 4 KB before CUDA 12.1 and Volta: keep the table inside.
+static_assert(sizeof(GroupTable) <= 4096, "the grouped table must fit in 4 KB of kernel arguments");
 
 // Where the running block sits: its entry (a linear search over at most kSnGroupMax), its tile
 // (bx, by) and the thread's (tx, ty) in that weight's TX x TY layout.
