@@ -6,6 +6,7 @@
 
 #include "core/tensor.h"
 #include "kernels/attention_block_types.h"
+#include "kernels/spectral_norm_types.h"
 
 
 namespace ember::cpu {

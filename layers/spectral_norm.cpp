@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "layers/weight_layer.h"
 
 namespace ember {
 
@@ -37,10 +38,36 @@ Tensor SpectralNorm::normalize(const Tensor& w, bool training) {
 }
 
 void SpectralNorm::step(const Tensor& w, bool training) {
+  if (stepped_) {
+    stepped_ = false;
+    return;
+  }
   if (sigma.device() != w.device()) sigma = sigma.to(w.device());
   ops::spectral_norm_step(w, dim, u, v, sigma, training, eps);
 }
 
 float SpectralNorm::last_sigma() const { return sigma.item(); }
+
+namespace {
+void collect(Module& m, bool training, std::vector<SnStepItem>& items, std::vector<SpectralNorm*>& owners) {
+  if (auto* l = dynamic_cast<WeightLayer*>(&m); l && l->has_spectral_norm() && l->is_training() == training) {
+    SpectralNorm& sn = l->spectral_norm_state();
+    if (sn.sigma.device() != l->weight.device()) sn.sigma = sn.sigma.to(l->weight.device());
+    items.push_back({l->weight, sn.dim, sn.eps, sn.u, sn.v, sn.sigma});
+    owners.push_back(&sn);
+  }
+  for (auto& [name, child] : m.named_children()) collect(*child, training, items, owners);
+}
+}  // namespace
+
+void spectral_norm_step_all(Module& root) {
+  for (bool training : {true, false}) {  // normally one mode for the whole model
+    std::vector<SnStepItem> items;
+    std::vector<SpectralNorm*> owners;
+    collect(root, training, items, owners);
+    ops::spectral_norm_step_group(items, training);
+    for (SpectralNorm* sn : owners) sn->mark_stepped();
+  }
+}
 
 }  // namespace ember

@@ -28,12 +28,27 @@ class SpectralNorm {
   void step(const Tensor& w, bool training);
   // The sigma of the latest normalize() (NaN before the first); copies to the host.
   float last_sigma() const;
+  // spectral_norm_step_all has already run this forward's step (u, v, sigma are fresh): the
+  // next step() or normalize() uses them instead of stepping again.
+  void mark_stepped() { stepped_ = true; }
 
   int dim;
   float eps;
   Tensor u;      // registered by the owning layer as "weight_u"
   Tensor v;      // registered as "weight_v"
   Tensor sigma;  // [1], written by every normalize(); not a buffer
+
+ private:
+  bool stepped_ = false;
 };
+
+class Module;
+// One power-iteration step (or, in eval mode, sigma) for every spectral-normalised layer under
+// `root` at once (ops::spectral_norm_step_group: two launches for up to 24 weights on CUDA
+// instead of two per layer); each layer's next forward uses that step instead of its own. The
+// models call it at the top of forward: the step reads only W, u, v, never the activations, so
+// taking it early changes nothing (bitwise). Every such layer is stepped, whether the forward then
+// runs it or not (in the models every one runs).
+void spectral_norm_step_all(Module& root);
 
 }  // namespace ember

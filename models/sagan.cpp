@@ -74,6 +74,7 @@ SaganGenerator::SaganGenerator(const SaganConfig& c, Generator& gen) : cfg(c) {
 Tensor SaganGenerator::forward(const Tensor& z) {
   EMBER_CHECK(z.defined() && z.dim() == 2 && z.size(1) == cfg.z_dim,
               "SaganGenerator: z must be [B, " << cfg.z_dim << "], got " << (z.defined() ? z.shape().str() : "undefined"));
+  spectral_norm_step_all(*this);  // every layer's power iteration in one go
   Tensor x = (*fc)(z).reshape({z.size(0), c0, 4, 4});
   x = ops::relu((*bn0)(x));
   for (size_t i = 0; i < ups->size(); ++i) {
@@ -107,6 +108,7 @@ Tensor SaganDiscriminator::forward(const Tensor& x) {
               "SaganDiscriminator: input must be [B, " << cfg.image_channels << ", " << cfg.resolution << ", "
                                                       << cfg.resolution << "], got "
                                                       << (x.defined() ? x.shape().str() : "undefined"));
+  spectral_norm_step_all(*this);  // every layer's power iteration in one go
   Tensor h = x;
   for (size_t i = 0; i < downs->size(); ++i) {
     h = ops::leaky_relu((*(*downs)[i])(h), cfg.d_slope);

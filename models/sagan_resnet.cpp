@@ -115,6 +115,7 @@ Tensor SaganResNetGenerator::forward(const Tensor& z) {
   EMBER_CHECK(z.defined() && z.dim() == 2 && z.size(1) == cfg.z_dim,
               "SaganResNetGenerator: z must be [B, " << cfg.z_dim << "], got "
                                                      << (z.defined() ? z.shape().str() : "undefined"));
+  spectral_norm_step_all(*this);  // every layer's power iteration in one go
   Tensor x = (*fc)(z).reshape({z.size(0), c0, 4, 4});
   for (size_t i = 0; i < blocks->size(); ++i) {
     x = (*(*blocks)[i])(x);
@@ -151,6 +152,7 @@ Tensor SaganResNetDiscriminator::forward(const Tensor& x) {
               "SaganResNetDiscriminator: input must be [B, " << cfg.image_channels << ", " << cfg.resolution << ", "
                                                             << cfg.resolution << "], got "
                                                             << (x.defined() ? x.shape().str() : "undefined"));
+  spectral_norm_step_all(*this);  // every layer's power iteration in one go
   Tensor h = x;
   for (size_t i = 0; i < blocks->size(); ++i) {
     h = (*(*blocks)[i])(h);

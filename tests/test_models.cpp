@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 
+#include "core/profile.h"
 #include "core/safetensors.h"
 #include "layers/optim.h"
 #include "models/checkpoint.h"
@@ -523,4 +524,64 @@ TEST_CASE("models: export checkpoints for PyTorch", "[.torch_export]") {
     export_pair("dcgan", G, D, c.z_dim, c.resolution, c.to_json());
   }
   std::printf("wrote checkpoints to %s\n", dir.string().c_str());
+}
+
+TEST_CASE("models: one grouped spectral-norm step per forward equals the per-layer steps bitwise", "[models][spectral_norm]") {
+  Generator gen(11);
+  models::SaganResNetConfig rc;
+  rc.resolution = 32, rc.base = 8, rc.z_dim = 8;
+  models::SaganGenerator G(small_sagan(32, AttentionVariant::Official), gen);
+  models::SaganDiscriminator D(small_sagan(32), gen);
+  models::SaganResNetGenerator RG(rc, gen);
+  models::SaganResNetDiscriminator RD(rc, gen);
+  Tensor z = randn(Shape{2, 8}, gen), x = rand_uniform(Shape{2, 3, 32, 32}, gen, Device::CPU, -1.f, 1.f);
+  struct Net {
+    Module* m;
+    Tensor in;
+  };
+  for (const Net& net : {Net{&G, z}, Net{&D, x}, Net{&RG, z}, Net{&RD, x}}) {
+    for (bool training : {true, false}) {
+      CAPTURE(training);
+      training ? net.m->train() : net.m->eval();
+      // Each layer's step taken alone, from the buffers before the forward.
+      std::vector<std::pair<std::string, SnStepItem>> expected;
+      walk(*net.m, "", [&](const std::string& name, Module& mod) {
+        auto* w = dynamic_cast<WeightLayer*>(&mod);
+        if (!w || !w->has_spectral_norm()) return;
+        const SpectralNorm& sn = w->spectral_norm_state();
+        SnStepItem it{w->weight, sn.dim, sn.eps, sn.u.clone(), sn.v.clone(), Tensor::zeros(Shape{1})};
+        ops::spectral_norm_step(it.w, it.dim, it.u, it.v, it.sigma, training, it.eps);
+        expected.emplace_back(name, it);
+      });
+      REQUIRE(expected.size() >= 5);
+      const bool was_on = profile::enabled();
+      profile::enable();
+      profile::reset();
+      {
+        NoGradGuard ng;
+        (*net.m)(net.in);
+      }
+      const std::string table = profile::report();
+      profile::reset();
+      if (!was_on) profile::disable();
+      INFO(table);
+      // One grouped step for the whole model, no per-layer step.
+      CHECK(table.find("spectral_norm_step_group") != std::string::npos);
+      CHECK(table.find("spectral_norm_power_iteration") == std::string::npos);
+      CHECK(table.find("spectral_norm_sigma") == std::string::npos);
+      size_t i = 0;
+      walk(*net.m, "", [&](const std::string& name, Module& mod) {
+        auto* w = dynamic_cast<WeightLayer*>(&mod);
+        if (!w || !w->has_spectral_norm()) return;
+        INFO(name);
+        REQUIRE(i < expected.size());
+        const SnStepItem& e = expected[i++].second;
+        const SpectralNorm& sn = w->spectral_norm_state();
+        CHECK(sn.u.to_vector() == e.u.to_vector());
+        CHECK(sn.v.to_vector() == e.v.to_vector());
+        CHECK(sn.sigma.item() == e.sigma.item());
+      });
+      CHECK(i == expected.size());
+    }
+  }
 }

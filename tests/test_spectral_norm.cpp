@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -284,4 +285,74 @@ TEST_CASE("spectral_norm: a NaN weight makes sigma and the output NaN (the eps c
   CHECK(std::isnan(sigma.item()));
   CHECK(std::isnan(out.to_vector()[0]));
   CHECK(std::isnan(u.to_vector()[0]));  // u = t / max(||t||, eps): max(NaN, eps) is NaN, as clamp_min
+}
+
+namespace {
+// A model's worth of spectral-normalised weights: Linear, Conv2d (dim 0), ConvTranspose2d (dim 1),
+// a 1 x 1 projection and a tiny one; buffers u, v as the layers draw them.
+std::vector<SnStepItem> group_items(uint64_t seed) {
+  const std::vector<std::pair<Shape, int>> shapes = {{Shape{16, 40}, 0},     {Shape{8, 3, 3, 3}, 0},
+                                                     {Shape{12, 6, 4, 4}, 1}, {Shape{4, 16, 1, 1}, 0},
+                                                     {Shape{1, 2}, 0}};
+  std::vector<SnStepItem> items;
+  for (const auto& [shape, dim] : shapes) {
+    SnStepItem it;
+    it.w = test::random_tensor(shape, ++seed);
+    it.dim = dim;
+    it.u = test::random_tensor(Shape{shape[dim]}, ++seed);
+    it.v = test::random_tensor(Shape{it.w.numel() / shape[dim]}, ++seed);
+    it.sigma = Tensor::full(Shape{1}, std::nanf(""));
+    items.push_back(it);
+  }
+  return items;
+}
+
+// Deep copies of the buffers, so two paths can run from the same state.
+std::vector<SnStepItem> clone_buffers(const std::vector<SnStepItem>& items) {
+  std::vector<SnStepItem> out = items;
+  for (SnStepItem& it : out) it.u = it.u.clone(), it.v = it.v.clone(), it.sigma = it.sigma.clone();
+  return out;
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  const std::vector<float> x = a.to_vector(), y = b.to_vector();
+  return x.size() == y.size() && std::equal(x.begin(), x.end(), y.begin(), [](float p, float q) {
+           return std::memcmp(&p, &q, sizeof p) == 0;
+         });
+}
+}  // namespace
+
+TEST_CASE("spectral_norm: the grouped step equals stepping each weight alone (bitwise)", "[spectral_norm][group]") {
+  std::vector<SnStepItem> group = group_items(1200), alone = clone_buffers(group);
+  // Three training steps, then an eval step (which must leave u and v alone).
+  for (int step = 0; step < 4; ++step) {
+    const bool training = step < 3;
+    CAPTURE(step);
+    ops::spectral_norm_step_group(group, training);
+    for (SnStepItem& it : alone) ops::spectral_norm_step(it.w, it.dim, it.u, it.v, it.sigma, training, it.eps);
+    for (size_t i = 0; i < group.size(); ++i) {
+      CAPTURE(i);
+      CHECK(std::isfinite(group[i].sigma.item()));
+      CHECK(same_bits(group[i].u, alone[i].u));
+      CHECK(same_bits(group[i].v, alone[i].v));
+      CHECK(same_bits(group[i].sigma, alone[i].sigma));
+    }
+  }
+  std::vector<SnStepItem> before = clone_buffers(group);
+  ops::spectral_norm_step_group(group, false);
+  for (size_t i = 0; i < group.size(); ++i) CHECK((same_bits(group[i].u, before[i].u) && same_bits(group[i].v, before[i].v)));
+  ops::spectral_norm_step_group({}, true);  // nothing to do
+}
+
+TEST_CASE("spectral_norm: the grouped step names the bad item", "[spectral_norm][group]") {
+  std::vector<SnStepItem> items = group_items(1300);
+  items[2].v = Tensor::zeros(Shape{5});
+  const std::vector<SnStepItem> saved = clone_buffers(items);
+  CHECK_THROWS_WITH(ops::spectral_norm_step_group(items, true),
+                    Catch::Contains("item 2") && Catch::Contains("v must be [192]"));
+  // Checked before anything runs: item 0 is untouched.
+  CHECK(same_bits(items[0].u, saved[0].u));
+  items = group_items(1300);
+  items[1].eps = 0.0f;
+  CHECK_THROWS_WITH(ops::spectral_norm_step_group(items, true), Catch::Contains("item 1") && Catch::Contains("eps"));
 }

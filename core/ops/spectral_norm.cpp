@@ -1,7 +1,8 @@
 // Op entry for spectral normalisation (torch.nn.utils.spectral_norm semantics): the power
 // iteration in training mode, sigma from the stored u, v in eval mode (spectral_norm_step), w / sigma
 // as the output with an autograd node whose gradient flows to w only (spectral_normalized).
-// Consumers that apply 1/sigma themselves (ops::self_attention_block) call the step alone.
+// Consumers that apply 1/sigma themselves (ops::self_attention_block) call the step alone;
+// spectral_norm_step_group runs the step of many weights at once.
 #include "core/ops/op_util.h"
 #include "kernels/spectral_norm_layout.h"
 
@@ -45,6 +46,23 @@ void spectral_norm_step(const Tensor& w, int dim, Tensor& u, Tensor& v, Tensor& 
   } else {
     EMBER_DISPATCH(op, d, spectral_norm_sigma, w, dim, u, v, sigma_out);
   }
+}
+
+void spectral_norm_step_group(const std::vector<SnStepItem>& items, bool training) {
+  const char* op = "spectral_norm_step_group";
+  if (items.empty()) return;
+  std::vector<SnStepItem> checked = items;
+  Device d = Device::CPU;
+  for (size_t i = 0; i < checked.size(); ++i) {
+    SnStepItem& it = checked[i];
+    const std::string name = std::string(op) + " (item " + std::to_string(i) + ")";
+    it.dim = check_spectral_norm_args(name.c_str(), it.w, it.dim, it.u, it.v, it.sigma);
+    EMBER_CHECK(it.eps > 0.0f, name << ": eps must be positive, got " << it.eps);
+    const Device di = ember::detail::common_device(name.c_str(), {&it.w, &it.u, &it.v, &it.sigma});
+    if (i == 0) d = di;
+    EMBER_CHECK(di == d, name << ": on " << di << " but item 0 is on " << d << " (one device for all)");
+  }
+  EMBER_DISPATCH(op, d, spectral_norm_step_group, checked, training);
 }
 
 Tensor spectral_normalized(const Tensor& w, int dim, const Tensor& u, const Tensor& v, const Tensor& sigma) {

@@ -69,6 +69,17 @@ void spectral_norm_sigma(const Tensor& w, int dim, const Tensor& u, const Tensor
   sigma.data()[0] = static_cast<float>(dot(u.data(), mat_vec(l, w.data(), v.data())));
 }
 
+void spectral_norm_step_group(const std::vector<SnStepItem>& items, bool training) {
+  for (const SnStepItem& it : items) {
+    Tensor u = it.u, v = it.v, sigma = it.sigma;  // handles: the writes reach the items' storage
+    if (training) {
+      spectral_norm_power_iteration(it.w, it.dim, it.eps, u, v, sigma);
+    } else {
+      spectral_norm_sigma(it.w, it.dim, it.u, it.v, sigma);
+    }
+  }
+}
+
 void spectral_norm_scale(const Tensor& w, const Tensor& sigma, Tensor& w_sn) {
   const float s = sigma.data()[0];
   const float* pw = w.data();

@@ -65,18 +65,19 @@ constexpr int kDotThreads = 256;
 constexpr int kMaxDotBlocks = 1024;
 
 // Atomic tickets: slot i counts the blocks done with tile i; kFinalSlot counts finished tiles
-// (or blocks of sn_grad_dot). Zero at module load; each last block resets its slot.
+// (or blocks of sn_grad_dot). Zero at module load; each last block resets its slot. The grouped
+// launches give every weight of the table its own run of slots in the same array.
 __device__ unsigned int g_tickets[kMaxTiles + 1];
 
 // Returns, to every thread of the block, whether this block is the last of `expected` blocks
 // to arrive at `slot`. The fence publishes this block's global writes before its ticket; the
 // winner resets the slot for the next launch.
-__device__ __forceinline__ bool last_to_arrive(int slot, unsigned expected, bool* flag) {
+__device__ __forceinline__ bool last_to_arrive(unsigned* tickets, int slot, unsigned expected, bool* flag) {
   __threadfence();
   __syncthreads();
   if (threadIdx.x == 0 && threadIdx.y == 0) {
-    const bool last = atomicAdd(&g_tickets[slot], 1u) == expected - 1;
-    if (last) g_tickets[slot] = 0;
+    const bool last = atomicAdd(&tickets[slot], 1u) == expected - 1;
+    if (last) tickets[slot] = 0;
     *flag = last;
   }
   __syncthreads();
@@ -146,22 +147,31 @@ Plan make_plan(SnDims d) {
 }
 
 // ---- launch 1: v' = Wm^T u ----------------------------------------------------------------------
+// Shared memory of one colpass block.
+struct ColpassShared {
+  float* us;       // [kMaxTileRows]: u for this tile's rows
+  float* red;      // [kBlockThreads * 4]: (ty, 4 * tx), the row groups' column sums
+  float* scratch;  // [32]
+  bool* last;
+};
+
+// The block (bx = column tile, by = row tile) of a TX x TY thread layout (tid = ty * TX + tx);
+// its tickets are tickets[0 .. col_tiles).
 template <bool VEC>
-__global__ void __launch_bounds__(kBlockThreads, 2)
-    sn_colpass(const float* __restrict__ w, const float* __restrict__ u, int rows, int cols, int inner,
-               int rows_per_tile, int row_tiles, float* __restrict__ p1, float* __restrict__ vraw,
-               float* __restrict__ ssq) {
-  EMBER_SHARED(float, us, [kMaxTileRows]);         // u for this tile's rows
-  EMBER_SHARED(float, red, [kBlockThreads * 4]);   // (ty, 4 * tx): the row groups' column sums
-  EMBER_SHARED(float, scratch, [32]);
-  EMBER_SHARED(bool, last, );
-  const int tx = threadIdx.x, ty = threadIdx.y, TX = blockDim.x, TY = blockDim.y;
+__device__ __forceinline__ void colpass_block(const float* __restrict__ w, const float* __restrict__ u, int rows,
+                                              int cols, int inner, int rows_per_tile, int row_tiles,
+                                              float* __restrict__ p1, float* __restrict__ vraw,
+                                              float* __restrict__ ssq, int bx, int by, int tx, int ty, int TX,
+                                              int TY, unsigned* tickets, ColpassShared sh) {
+  float* us = sh.us;
+  float* red = sh.red;
+  float* scratch = sh.scratch;
   const int tid = ty * TX + tx;
-  const int r0 = blockIdx.y * rows_per_tile, r1 = min(rows, r0 + rows_per_tile);
+  const int r0 = by * rows_per_tile, r1 = min(rows, r0 + rows_per_tile);
   for (int r = r0 + tid; r < r1; r += TX * TY) us[r - r0] = u[r];
   __syncthreads();
 
-  const int c0 = (blockIdx.x * TX + tx) * 4;
+  const int c0 = (bx * TX + tx) * 4;
   int64_t base[4];
 #pragma unroll
   for (int j = 0; j < 4; ++j) base[j] = c0 + j < cols ? col_base(c0 + j, rows, inner) : 0;
@@ -185,10 +195,10 @@ __global__ void __launch_bounds__(kBlockThreads, 2)
       for (int j = 0; j < 4; ++j) acc[j] += red[g * 4 * TX + 4 * tx + j];
 #pragma unroll
     for (int j = 0; j < 4; ++j)
-      if (c0 + j < cols) p1[static_cast<int64_t>(blockIdx.y) * cols + c0 + j] = acc[j];
+      if (c0 + j < cols) p1[static_cast<int64_t>(by) * cols + c0 + j] = acc[j];
   }
 
-  if (!last_to_arrive(blockIdx.x, row_tiles, &last)) return;
+  if (!last_to_arrive(tickets, bx, row_tiles, sh.last)) return;
   // The last block of this column tile: v' = sum over row tiles of the partials, in order.
   // Row group ty takes row tiles ty, ty + TY, ...; the groups are then added in order.
 #pragma unroll
@@ -217,26 +227,48 @@ __global__ void __launch_bounds__(kBlockThreads, 2)
       }
   }
   ss = block_sum(ss, scratch);
-  if (tid == 0) ssq[blockIdx.x] = ss;
+  if (tid == 0) ssq[bx] = ss;
+}
+
+template <bool VEC>
+__global__ void __launch_bounds__(kBlockThreads, 2)
+    sn_colpass(const float* __restrict__ w, const float* __restrict__ u, int rows, int cols, int inner,
+               int rows_per_tile, int row_tiles, float* __restrict__ p1, float* __restrict__ vraw,
+               float* __restrict__ ssq) {
+  EMBER_SHARED(float, us, [kMaxTileRows]);
+  EMBER_SHARED(float, red, [kBlockThreads * 4]);
+  EMBER_SHARED(float, scratch, [32]);
+  EMBER_SHARED(bool, last, );
+  colpass_block<VEC>(w, u, rows, cols, inner, rows_per_tile, row_tiles, p1, vraw, ssq, blockIdx.x, blockIdx.y,
+                     threadIdx.x, threadIdx.y, blockDim.x, blockDim.y, g_tickets, {us, red, scratch, &last});
 }
 
 // ---- launch 2: t = Wm v, then u and sigma (TRAIN), or sigma = u . t (eval) -----------------------
+// Shared memory of one rowpass block.
+struct RowpassShared {
+  float (*rowsum)[kMaxTileRows];  // [4][kMaxTileRows]: (column warp, row of the tile)
+  float* scratch;                 // [32]
+  bool* last;
+};
+
+// The block (bx = column tile, by = row tile) of a TX x TY thread layout; its tickets are
+// tickets[0 .. row_tiles) and tickets[final_slot].
 template <bool VEC, bool TRAIN>
-__global__ void __launch_bounds__(kBlockThreads, 2)
-    sn_rowpass(const float* __restrict__ w, int rows, int cols, int inner, int rows_per_tile, int col_tiles,
-               int row_tiles, const float* __restrict__ vsrc, const float* __restrict__ ssq, float eps,
-               float* __restrict__ v_out, float* __restrict__ p2, float* __restrict__ traw, float* __restrict__ rt,
-               float* __restrict__ u, float* __restrict__ sigma) {
-  EMBER_SHARED(float, rowsum, [4][kMaxTileRows]);  // (column warp, row of the tile)
-  EMBER_SHARED(float, scratch, [32]);
-  EMBER_SHARED(bool, last, );
-  const int tx = threadIdx.x, ty = threadIdx.y, TX = blockDim.x, TY = blockDim.y;
+__device__ __forceinline__ void rowpass_block(const float* __restrict__ w, int rows, int cols, int inner,
+                                              int rows_per_tile, int col_tiles, int row_tiles,
+                                              const float* __restrict__ vsrc, const float* __restrict__ ssq,
+                                              float eps, float* __restrict__ v_out, float* __restrict__ p2,
+                                              float* __restrict__ traw, float* __restrict__ rt, float* __restrict__ u,
+                                              float* __restrict__ sigma, int bx, int by, int tx, int ty, int TX,
+                                              int TY, unsigned* tickets, int final_slot, RowpassShared sh) {
+  float (*rowsum)[kMaxTileRows] = sh.rowsum;
+  float* scratch = sh.scratch;
   const int tid = ty * TX + tx, nthreads = TX * TY;
   const int lane = tx & 31, cwarp = tx >> 5;  // TX is a multiple of 32: a warp is one row group
 
   // This thread's 4 entries of v. TRAIN: v = v' / max(||v'||, eps), ||v'||^2 from the column
   // tiles' sums (every block adds them in the same order, so all agree bit for bit).
-  const int c0 = (blockIdx.x * TX + tx) * 4;
+  const int c0 = (bx * TX + tx) * 4;
   float vv[4];
   if constexpr (TRAIN) {
     float s = 0.0f;
@@ -244,7 +276,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2)
     const float nv = nan_max(sqrtf(block_sum(s, scratch)), eps);
 #pragma unroll
     for (int j = 0; j < 4; ++j) vv[j] = c0 + j < cols ? vsrc[c0 + j] / nv : 0.0f;
-    if (blockIdx.y == 0 && ty == 0)
+    if (by == 0 && ty == 0)
 #pragma unroll
       for (int j = 0; j < 4; ++j)
         if (c0 + j < cols) v_out[c0 + j] = vv[j];
@@ -257,7 +289,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2)
   for (int j = 0; j < 4; ++j) base[j] = c0 + j < cols ? col_base(c0 + j, rows, inner) : 0;
 
   // Per row: this thread's 4-term dot, summed over the warp's 32 lanes by shuffles.
-  const int r0 = blockIdx.y * rows_per_tile, r1 = min(rows, r0 + rows_per_tile);
+  const int r0 = by * rows_per_tile, r1 = min(rows, r0 + rows_per_tile);
 #pragma unroll 4
   for (int r = r0 + ty; r < r1; r += TY) {
     float d = 0.0f;
@@ -275,12 +307,12 @@ __global__ void __launch_bounds__(kBlockThreads, 2)
   for (int i = tid; i < r1 - r0; i += nthreads) {
     float s = 0.0f;
     for (int k = 0; k < cwarps; ++k) s += rowsum[k][i];
-    p2[static_cast<int64_t>(blockIdx.x) * rows + r0 + i] = s;
+    p2[static_cast<int64_t>(bx) * rows + r0 + i] = s;
   }
 
   // The last block of this row tile: t for its rows (column tiles added in order), and the
   // tile's share of ||t||^2 (TRAIN) or of u . t (eval).
-  if (!last_to_arrive(blockIdx.y, col_tiles, &last)) return;
+  if (!last_to_arrive(tickets, by, col_tiles, sh.last)) return;
   float part = 0.0f;
   for (int i = tid; i < r1 - r0; i += nthreads) {
     const int r = r0 + i;
@@ -290,10 +322,10 @@ __global__ void __launch_bounds__(kBlockThreads, 2)
     part += TRAIN ? t * t : u[r] * t;
   }
   part = block_sum(part, scratch);
-  if (tid == 0) rt[blockIdx.y] = part;
+  if (tid == 0) rt[by] = part;
 
   // The last row tile overall: sigma, and in training u = t / max(||t||, eps).
-  if (!last_to_arrive(kFinalSlot, row_tiles, &last)) return;
+  if (!last_to_arrive(tickets, final_slot, row_tiles, sh.last)) return;
   float s = 0.0f;
   for (int i = tid; i < row_tiles; i += nthreads) s += __ldcg(rt + i);
   s = block_sum(s, scratch);
@@ -310,6 +342,98 @@ __global__ void __launch_bounds__(kBlockThreads, 2)
     if (tid == 0) *sigma = dot;
   } else {
     if (tid == 0) *sigma = s;
+  }
+}
+
+template <bool VEC, bool TRAIN>
+__global__ void __launch_bounds__(kBlockThreads, 2)
+    sn_rowpass(const float* __restrict__ w, int rows, int cols, int inner, int rows_per_tile, int col_tiles,
+               int row_tiles, const float* __restrict__ vsrc, const float* __restrict__ ssq, float eps,
+               float* __restrict__ v_out, float* __restrict__ p2, float* __restrict__ traw, float* __restrict__ rt,
+               float* __restrict__ u, float* __restrict__ sigma) {
+  EMBER_SHARED(float, rowsum, [4][kMaxTileRows]);
+  EMBER_SHARED(float, scratch, [32]);
+  EMBER_SHARED(bool, last, );
+  rowpass_block<VEC, TRAIN>(w, rows, cols, inner, rows_per_tile, col_tiles, row_tiles, vsrc, ssq, eps, v_out, p2,
+                            traw, rt, u, sigma, blockIdx.x, blockIdx.y, threadIdx.x, threadIdx.y, blockDim.x,
+                            blockDim.y, g_tickets, kFinalSlot, {rowsum, scratch, &last});
+}
+
+// ---- grouped launches: every weight of a table in one grid ---------------------------------------
+// Weight i owns blocks [first_block, first_block + col_tiles * row_tiles) of the 1-D grid, in
+// the order of its own launch's (column tile, row tile) grid, and ticket slots [ticket_base,
+// ticket_base + max(col_tiles, row_tiles)] (the last one its final slot). Threads are 1-D:
+// tid = ty * tx_count + tx, the linear index of its own 2-D block, so warps and reductions match.
+struct GroupEntry {
+  const float* w;
+  float *u, *v, *sigma, *ws;
+  Plan plan;
+  float eps;
+  int rows, cols, inner, first_block, ticket_base, vec;
+};
+struct GroupTable {
+  int count;
+  GroupEntry e[kSnGroupMax];
+};
+// Kernel arguments are limited to 4 KB before CUDA 12.1 and Volta: keep the table inside.
+static_assert(sizeof(GroupTable) <= 4096, "the grouped table must fit in 4 KB of kernel arguments");
+
+// Where the running block sits: its entry (a linear search over at most kSnGroupMax), its tile
+// (bx, by) and the thread's (tx, ty) in that weight's TX x TY layout.
+struct GroupBlock {
+  const GroupEntry* e;
+  int bx, by, tx, ty, TX, TY;
+};
+__device__ __forceinline__ GroupBlock group_block(const GroupTable& t) {
+  int i = 0;
+  while (i + 1 < t.count && static_cast<int>(blockIdx.x) >= t.e[i + 1].first_block) ++i;
+  const GroupEntry& e = t.e[i];
+  const int local = blockIdx.x - e.first_block, TX = e.plan.tx;
+  return {&e, local % e.plan.col_tiles, local / e.plan.col_tiles, static_cast<int>(threadIdx.x) % TX,
+          static_cast<int>(threadIdx.x) / TX, TX, kBlockThreads / TX};
+}
+
+__global__ void __launch_bounds__(kBlockThreads, 2) sn_group_colpass(const GroupTable t) {
+  EMBER_SHARED(float, us, [kMaxTileRows]);
+  EMBER_SHARED(float, red, [kBlockThreads * 4]);
+  EMBER_SHARED(float, scratch, [32]);
+  EMBER_SHARED(bool, last, );
+  const GroupBlock gb = group_block(t);
+  const GroupEntry& e = *gb.e;
+  const Plan& p = e.plan;
+  const ColpassShared sh{us, red, scratch, &last};
+  if (e.vec) {
+    colpass_block<true>(e.w, e.u, e.rows, e.cols, e.inner, p.rows_per_tile, p.row_tiles, e.ws + p.p1, e.ws + p.vraw,
+                        e.ws + p.ssq, gb.bx, gb.by, gb.tx, gb.ty, gb.TX, gb.TY,
+                        g_tickets + e.ticket_base, sh);
+  } else {
+    colpass_block<false>(e.w, e.u, e.rows, e.cols, e.inner, p.rows_per_tile, p.row_tiles, e.ws + p.p1, e.ws + p.vraw,
+                         e.ws + p.ssq, gb.bx, gb.by, gb.tx, gb.ty, gb.TX, gb.TY,
+                        g_tickets + e.ticket_base, sh);
+  }
+}
+
+// TRAIN: v from the colpass's v', then u and sigma; eval: sigma = u . (Wm v).
+template <bool TRAIN>
+__global__ void __launch_bounds__(kBlockThreads, 2) sn_group_rowpass(const GroupTable t) {
+  EMBER_SHARED(float, rowsum, [4][kMaxTileRows]);
+  EMBER_SHARED(float, scratch, [32]);
+  EMBER_SHARED(bool, last, );
+  const GroupBlock gb = group_block(t);
+  const GroupEntry& e = *gb.e;
+  const Plan& p = e.plan;
+  const RowpassShared sh{rowsum, scratch, &last};
+  const float* vsrc = TRAIN ? e.ws + p.vraw : e.v;
+  float* v_out = TRAIN ? e.v : nullptr;
+  const int final_slot = max(p.col_tiles, p.row_tiles);
+  if (e.vec) {
+    rowpass_block<true, TRAIN>(e.w, e.rows, e.cols, e.inner, p.rows_per_tile, p.col_tiles, p.row_tiles, vsrc,
+                               e.ws + p.ssq, e.eps, v_out, e.ws + p.p2, e.ws + p.traw, e.ws + p.rt, e.u, e.sigma,
+                               gb.bx, gb.by, gb.tx, gb.ty, gb.TX, gb.TY, g_tickets + e.ticket_base, final_slot, sh);
+  } else {
+    rowpass_block<false, TRAIN>(e.w, e.rows, e.cols, e.inner, p.rows_per_tile, p.col_tiles, p.row_tiles, vsrc,
+                                e.ws + p.ssq, e.eps, v_out, e.ws + p.p2, e.ws + p.traw, e.ws + p.rt, e.u, e.sigma,
+                                gb.bx, gb.by, gb.tx, gb.ty, gb.TX, gb.TY, g_tickets + e.ticket_base, final_slot, sh);
   }
 }
 
@@ -354,7 +478,7 @@ __global__ void __launch_bounds__(kDotThreads)
   }
   s = block_sum(s, scratch);
   if (threadIdx.x == 0) partials[blockIdx.x] = s;
-  if (!last_to_arrive(kFinalSlot, gridDim.x, &last)) return;
+  if (!last_to_arrive(g_tickets, kFinalSlot, gridDim.x, &last)) return;
   float t = 0.0f;
   for (int i = threadIdx.x; i < static_cast<int>(gridDim.x); i += blockDim.x) t += __ldcg(partials + i);
   t = block_sum(t, scratch);
@@ -437,6 +561,57 @@ void sn_sigma_launch(const float* w, SnDims d, const float* u, const float* v, f
                         const_cast<float*>(u), sigma, st);
 }
 
+int64_t sn_group_workspace_floats(const SnGroupItem* items, int n) {
+  int64_t total = 0;
+  for (int i = 0; i < n; ++i) total += make_plan(items[i].d).total;
+  return total;
+}
+
+void sn_group_step_launch(const SnGroupItem* items, int n, bool training, float* ws, cudaStream_t st) {
+  cuda_rt::check_stream(st, "sn_group_step_launch");
+  EMBER_CHECK(n >= 0 && (n == 0 || items != nullptr), "sn_group_step_launch: bad item list (" << n << " items)");
+  GroupTable t{};
+  int blocks = 0, tickets = 0;
+  auto flush = [&]() {
+    if (t.count == 0) return;
+    if (training) {
+      EMBER_LAUNCH(blocks, kBlockThreads, 0, st, sn_group_colpass)(t);
+      EMBER_KCUDA_CHECK_LAUNCH("sn_group_colpass");
+      EMBER_LAUNCH(blocks, kBlockThreads, 0, st, sn_group_rowpass<true>)(t);
+    } else {
+      EMBER_LAUNCH(blocks, kBlockThreads, 0, st, sn_group_rowpass<false>)(t);
+    }
+    EMBER_KCUDA_CHECK_LAUNCH("sn_group_rowpass");
+    t = GroupTable{};
+    blocks = tickets = 0;
+  };
+  for (int i = 0; i < n; ++i) {
+    const SnGroupItem& it = items[i];
+    const Plan p = make_plan(it.d);
+    const int grid = p.col_tiles * p.row_tiles, slots = std::max(p.col_tiles, p.row_tiles) + 1;
+    // A full table, or one more weight's ticket slots past the array: launch what is there.
+    if (t.count == kSnGroupMax || tickets + slots > kMaxTiles + 1) flush();
+    GroupEntry& e = t.e[t.count++];
+    e.w = it.w;
+    e.u = it.u;
+    e.v = it.v;
+    e.sigma = it.sigma;
+    e.ws = ws;
+    e.plan = p;
+    e.eps = it.eps;
+    e.rows = static_cast<int>(it.d.rows);
+    e.cols = static_cast<int>(it.d.cols);
+    e.inner = static_cast<int>(it.d.inner);
+    e.first_block = blocks;
+    e.ticket_base = tickets;
+    e.vec = it.d.inner % 4 == 0 && aligned16(it.w);
+    blocks += grid;
+    tickets += slots;
+    ws += p.total;
+  }
+  flush();
+}
+
 void sn_scale_launch(const float* w, const float* sigma, float* w_sn, int64_t n, cudaStream_t st) {
   cuda_rt::check_stream(st, "sn_scale_launch");
   if (n == 0) return;
@@ -493,6 +668,17 @@ void spectral_norm_sigma(const Tensor& w, int dim, const Tensor& u, const Tensor
   const kcuda::SnDims d = dims_of(w, dim);
   Tensor ws = workspace_for(d);
   kcuda::sn_sigma_launch(w.data(), d, u.data(), v.data(), sigma.data(), ws.data(), kcuda::kstream());
+}
+
+void spectral_norm_step_group(const std::vector<SnStepItem>& items, bool training) {
+  std::vector<kcuda::SnGroupItem> g(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    const SnStepItem& it = items[i];
+    g[i] = {it.w.data(), dims_of(it.w, it.dim), it.eps, it.u.data(), it.v.data(), it.sigma.data()};
+  }
+  const int n = static_cast<int>(g.size());
+  Tensor ws = Tensor::empty(Shape{std::max<int64_t>(1, kcuda::sn_group_workspace_floats(g.data(), n))}, Device::CUDA);
+  kcuda::sn_group_step_launch(g.data(), n, training, ws.data(), kcuda::kstream());
 }
 
 void spectral_norm_scale(const Tensor& w, const Tensor& sigma, Tensor& w_sn) {

@@ -35,6 +35,20 @@ void sn_scale_launch(const float* w, const float* sigma, float* w_sn, int64_t n,
 void sn_backward_launch(const float* w, SnDims d, const float* u, const float* v, const float* sigma,
                         const float* g, float* dw, float* workspace, cudaStream_t stream);
 
+// The same steps for many weights at once (a model's spectral-normalised layers): two launches
+// (training) or one (eval) for up to kSnGroupMax weights, every weight's blocks side by side in
+// one grid. Each weight gets the blocks, thread layout and summation order of its own launch
+// above, so the results are bitwise those of sn_power_iteration_launch / sn_sigma_launch.
+struct SnGroupItem {
+  const float* w = nullptr;
+  SnDims d;
+  float eps = 1e-12f;
+  float *u = nullptr, *v = nullptr, *sigma = nullptr;
+};
+constexpr int kSnGroupMax = 24;
+int64_t sn_group_workspace_floats(const SnGroupItem* items, int n);
+void sn_group_step_launch(const SnGroupItem* items, int n, bool training, float* workspace, cudaStream_t stream);
+
 // The baseline of the benchmark (and a cross-check in the tests): the launch sequence that
 // torch.nn.utils.spectral_norm issues for one training forward --
 //   [dim != 0: permute+contiguous copy of w]

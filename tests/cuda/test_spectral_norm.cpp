@@ -11,6 +11,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -209,4 +210,93 @@ TEST_CASE("spectral_norm: a NaN weight gives NaN sigma, u and output on CUDA as 
   test::gpu::check_same_nonfinite("sigma", sg, sc);
   test::gpu::check_same_nonfinite("u", ug, uc);
   test::gpu::check_same_nonfinite("output", og, oc);
+}
+
+namespace {
+bool same_bits(const Tensor& a, const Tensor& b) {
+  const std::vector<float> x = a.to_vector(), y = b.to_vector();
+  return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+}
+}  // namespace
+
+// The grouped launches against one launch per weight: bitwise, in training (three steps: the
+// tickets of every weight's slots must be left at zero) and eval, with 16-byte and scalar loads
+// mixed in one table, and more weights than one table holds (26 > kSnGroupMax: two tables).
+TEST_CASE("spectral_norm: the grouped CUDA step equals the per-weight launches bitwise", "[spectral_norm][cuda][group]") {
+  // Under emulation the largest shapes give way to smaller ones that still span several row and
+  // column tiles (the per-weight test above runs the big ones).
+  std::vector<Case> ks;
+  for (const Case& k : cases())
+    if (!kEmulated || k.shape.numel() <= 30000) ks.push_back(k);
+  if (kEmulated) ks.push_back({Shape{40, 600}, 0}), ks.push_back({Shape{2, 3, 700}, 1});
+  while (ks.size() < 26) ks.push_back({Shape{static_cast<int64_t>(ks.size()) + 2, 9}, 0});
+  for (int count : {3, static_cast<int>(ks.size())}) {
+    CAPTURE(count);
+    std::vector<Dev> w, ug, vg, sg, ua, va, sa;
+    std::vector<kcuda::SnGroupItem> items;
+    uint64_t seed = 1500;
+    for (int i = 0; i < count; ++i) {
+      const kcuda::SnDims d = dims(ks[i]);
+      w.emplace_back(test::random_tensor(ks[i].shape, ++seed).to_vector(), i % 2);  // odd items: scalar loads
+      const std::vector<float> u0 = unit(d.rows, ++seed).to_vector(), v0 = unit(d.cols, ++seed).to_vector();
+      ug.emplace_back(u0), ua.emplace_back(u0), vg.emplace_back(v0), va.emplace_back(v0);
+      sg.push_back(Dev::nans(1)), sa.push_back(Dev::nans(1));
+    }
+    for (int i = 0; i < count; ++i) items.push_back({w[i].p, dims(ks[i]), 1e-12f, ug[i].p, vg[i].p, sg[i].p});
+    Tensor gws = Tensor::empty(Shape{kcuda::sn_group_workspace_floats(items.data(), count)}, Device::CUDA);
+    for (int step = 0; step < 4; ++step) {
+      const bool training = step != 2;  // train, train, eval, train
+      CAPTURE(step);
+      kcuda::sn_group_step_launch(items.data(), count, training, gws.data(), cuda_rt::stream());
+      for (int i = 0; i < count; ++i) {
+        const kcuda::SnDims d = dims(ks[i]);
+        Tensor ws = Tensor::empty(Shape{kcuda::sn_workspace_floats(d)}, Device::CUDA);
+        if (training)
+          kcuda::sn_power_iteration_launch(w[i].p, d, 1e-12f, ua[i].p, va[i].p, sa[i].p, ws.data(), cuda_rt::stream());
+        else
+          kcuda::sn_sigma_launch(w[i].p, d, ua[i].p, va[i].p, sa[i].p, ws.data(), cuda_rt::stream());
+      }
+      for (int i = 0; i < count; ++i) {
+        CAPTURE(i, ks[i].shape);
+        const kcuda::SnDims d = dims(ks[i]);
+        const Tensor sig = sg[i].host(Shape{1});
+        CHECK(std::isfinite(sig.item()));
+        CHECK(same_bits(sig, sa[i].host(Shape{1})));
+        CHECK(same_bits(ug[i].host(Shape{d.rows}), ua[i].host(Shape{d.rows})));
+        CHECK(same_bits(vg[i].host(Shape{d.cols}), va[i].host(Shape{d.cols})));
+      }
+    }
+  }
+}
+
+TEST_CASE("spectral_norm: ops::spectral_norm_step_group on CUDA matches the CPU", "[spectral_norm][cuda][group]") {
+  uint64_t seed = 1700;
+  std::vector<SnStepItem> cpu_items, gpu_items;
+  for (const Case& k : {Case{Shape{24, 40}, 0}, Case{Shape{16, 8, 4, 4}, 1}, Case{Shape{8, 3, 3, 3}, 0}}) {
+    const kcuda::SnDims d = dims(k);
+    SnStepItem c;
+    c.w = test::random_tensor(k.shape, ++seed);
+    c.dim = k.dim;
+    c.u = unit(d.rows, ++seed);
+    c.v = unit(d.cols, ++seed);
+    c.sigma = Tensor::zeros(Shape{1});
+    SnStepItem g = c;
+    g.w = c.w.to(Device::CUDA), g.u = c.u.to(Device::CUDA), g.v = c.v.to(Device::CUDA);
+    g.sigma = Tensor::full(Shape{1}, kNaN, Device::CUDA);
+    cpu_items.push_back(c), gpu_items.push_back(g);
+  }
+  for (bool training : {true, true, false}) {
+    CAPTURE(training);
+    ops::spectral_norm_step_group(cpu_items, training);
+    ops::spectral_norm_step_group(gpu_items, training);
+    for (size_t i = 0; i < cpu_items.size(); ++i) {
+      CAPTURE(i);
+      CHECK(test::rel_err(gpu_items[i].u.to(Device::CPU), cpu_items[i].u) < 1e-5);
+      CHECK(test::rel_err(gpu_items[i].v.to(Device::CPU), cpu_items[i].v) < 1e-5);
+      CHECK(rel_scalar(gpu_items[i].sigma.item(), cpu_items[i].sigma.item()) < 1e-5);
+    }
+  }
+  // Items on two devices are refused, naming the item.
+  std::vector<SnStepItem> mixed = {cpu_items[0], gpu_items[1]};
+  CHECK_THROWS_WITH(ops::spectral_norm_step_group(mixed, true), Catch::Contains("item 1"));
 }
