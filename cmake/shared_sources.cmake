@@ -11,8 +11,15 @@
 # included). Those files become configure dependencies: editing a header re-runs the (cached,
 # seconds-long) configure, so that a file that starts to depend on CUDA moves to the per-library list.
 
-# Sets `out` to TRUE when `file`, or a project file it includes, matches `regex`.
-function(ember_source_reads file regex out)
+# Headers whose EMBER_WITH_CUDA sections only declare functions (kernels/kernels.h: the ember::cuda
+# op declarations). A declaration that the file never calls compiles to nothing, and a call outside
+# the file's own #ifdef EMBER_WITH_CUDA would not compile without CUDA: for these, only the CUDA
+# headers and EMBER_EMULATION count.
+set(EMBER_DECLARATION_HEADERS ${PROJECT_SOURCE_DIR}/kernels/kernels.h)
+
+# Sets `out` to TRUE when `file`, or a project file it includes, matches `regex` (a header of
+# EMBER_DECLARATION_HEADERS: `decl_regex`).
+function(ember_source_reads file regex decl_regex out)
   set(todo ${file})
   set(seen "")
   set(${out} FALSE PARENT_SCOPE)
@@ -23,7 +30,11 @@ function(ember_source_reads file regex out)
     endif()
     list(APPEND seen ${f})
     file(READ ${f} text)
-    if(text MATCHES "${regex}")
+    set(r "${regex}")
+    if(f IN_LIST EMBER_DECLARATION_HEADERS)
+      set(r "${decl_regex}")
+    endif()
+    if(text MATCHES "${r}")
       set(${out} TRUE PARENT_SCOPE)
       set_property(DIRECTORY ${PROJECT_SOURCE_DIR} APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${seen})
       return()
@@ -47,14 +58,17 @@ endfunction()
 # by each library with its own definitions). `with_cuda`: whether ember is built with CUDA.
 function(ember_split_shared_sources sources with_cuda shared_out own_out)
   # A CUDA header is any include whose name mentions cuda/cublas/cudnn (core/cuda/*.h too).
-  set(regex "#[ \t]*include[ \t]*[<\"][^>\"]*(cuda|cublas|cudnn)[^>\"]*[>\"]|EMBER_EMULATION")
+  # A macro counts where a preprocessor condition tests it (not in a comment).
+  set(cond "#[ \t]*(if|ifdef|ifndef|elif)[^\n]*")
+  set(decl_regex "#[ \t]*include[ \t]*[<\"][^>\"]*(cuda|cublas|cudnn)[^>\"]*[>\"]|${cond}EMBER_EMULATION")
+  set(regex "${decl_regex}")
   if(NOT with_cuda)
-    string(APPEND regex "|EMBER_WITH_CUDA")
+    string(APPEND regex "|${cond}EMBER_WITH_CUDA")
   endif()
   set(shared "")
   set(own "")
   foreach(src ${sources})
-    ember_source_reads(${src} "${regex}" differs)
+    ember_source_reads(${src} "${regex}" "${decl_regex}" differs)
     if(differs)
       list(APPEND own ${src})
     else()
