@@ -38,6 +38,15 @@ constexpr bool kEmulated = true;
 #else
 constexpr bool kEmulated = false;
 #endif
+// True in the emulated suite's sanitizer build (scripts/sanitize.sh, AddressSanitizer + UBSan):
+// the shapes that take minutes there have smaller stand-ins that still reach every variant, size
+// class and branch (tails, misaligned rows, several blocks per ticket); the optimised emulated run
+// of scripts/test.sh and GPUs keep the full ones.
+#ifdef EMBER_EMU_SANITIZED
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
 
 constexpr double kFp32Tol = 1e-5;
 constexpr double kTf32Tol = 1e-2;

@@ -6,8 +6,12 @@
 // carry [library] and [cublas] / [cudnn] (scripts/gpu_check.sh leaves [library] out of the
 // compute-sanitizer runs); an untagged one makes the run fail, naming the tags it lacks. Calls
 // through a handle of the test's own (the unfused spectral-norm baseline) are not seen: tag by hand.
-#define CATCH_CONFIG_RUNNER
+// Catch2's implementation is compiled once, in tests/catch_impl.cpp; the listener below needs the
+// reporter interfaces, which the header declares outside the implementation only on request.
+#define CATCH_CONFIG_EXTERNAL_INTERFACES
 #include <catch2/catch.hpp>
+
+#include "tests/catch_session.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -62,7 +66,7 @@ int main(int argc, char* argv[]) {
     std::printf("SKIPPED: no usable CUDA device: %s\n", ember::cuda_unavailable_reason().c_str());
     return 77;
   }
-  const int rc = Catch::Session().run(argc, argv);
+  const int rc = ember::test::run_catch_session(argc, argv);
   for (const std::string& u : g_untagged)
     std::fprintf(stderr, "error: test \"%s\" calls cuBLAS/cuDNN through ember but lacks these tags\n", u.c_str());
   return rc != 0 ? rc : (g_untagged.empty() ? 0 : 1);

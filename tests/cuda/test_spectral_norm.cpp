@@ -24,6 +24,7 @@
 
 using namespace ember;
 using ember::test::gpu::kEmulated;
+using ember::test::gpu::kSanitized;
 
 namespace {
 
@@ -69,13 +70,20 @@ struct Case {
 // Shapes: tiny, prime, Linear/Conv2d (dim 0), ConvTranspose2d (dim 1, inner 16 and 9), one row,
 // one column, skinny and wide, and the benchmark's 512 x 4608 (under emulation, where it takes
 // minutes, 300 x 1500 and 64 x 128 x 4 x 4 stand in for the two largest: still many row and
-// column tiles).
+// column tiles). Under sanitizers the large ones shrink again, keeping what each reaches: 40 x 1100
+// (three column tiles of 128 threads), 16 x 40 x 4 x 4, 4500 x 5 for 600 x 700 (a tile of more
+// rows than row groups: 18 > 16, as 600 x 700 has 5 > 4), 1 x 3000 (six column tiles, one row),
+// 700 x 1 and 1200 x 27 (tens of row tiles of one column tile).
 std::vector<Case> cases() {
-  const Shape big = kEmulated ? Shape{300, 1500} : Shape{512, 4608};
-  const Shape big_t = kEmulated ? Shape{64, 128, 4, 4} : Shape{256, 128, 4, 4};
+  const Shape big = kSanitized ? Shape{40, 1100} : kEmulated ? Shape{300, 1500} : Shape{512, 4608};
+  const Shape big_t = kSanitized ? Shape{16, 40, 4, 4} : kEmulated ? Shape{64, 128, 4, 4} : Shape{256, 128, 4, 4};
+  const Shape tall_tiles = kSanitized ? Shape{4500, 5} : Shape{600, 700};
+  const Shape one_row = kSanitized ? Shape{1, 3000} : Shape{1, 10000};
+  const Shape one_col = kSanitized ? Shape{700, 1} : Shape{3001, 1};
+  const Shape skinny = kSanitized ? Shape{1200, 27} : Shape{4096, 27};
   return {{Shape{1, 1}, 0},         {Shape{3, 5}, 0},           {Shape{37, 53}, 0},     {Shape{64, 3, 3, 3}, 0},
-          {Shape{8, 12, 4, 4}, 1},  {Shape{5, 7, 3, 3}, 1},     {Shape{1, 10000}, 0},   {Shape{3001, 1}, 0},
-          {Shape{4096, 27}, 0},     {Shape{600, 700}, 0},       {big, 0},               {big_t, 1},
+          {Shape{8, 12, 4, 4}, 1},  {Shape{5, 7, 3, 3}, 1},     {one_row, 0},           {one_col, 0},
+          {skinny, 0},              {tall_tiles, 0},            {big, 0},               {big_t, 1},
           {Shape{1000, 3, 5}, 1}};
 }
 
@@ -142,7 +150,7 @@ TEST_CASE("spectral_norm: the unfused PyTorch-sequence baseline matches the CPU"
   cublasHandle_t h = nullptr;
   REQUIRE(cublasCreate(&h) == CUBLAS_STATUS_SUCCESS);
   uint64_t seed = 500;
-  const Shape big = kEmulated ? Shape{300, 1500} : Shape{512, 4608};
+  const Shape big = kSanitized ? Shape{40, 1100} : kEmulated ? Shape{300, 1500} : Shape{512, 4608};
   for (const Case& k : {Case{Shape{37, 53}, 0}, Case{Shape{8, 12, 4, 4}, 1}, Case{big, 0}}) {
     CAPTURE(k.shape, k.dim);
     const kcuda::SnDims d = dims(k);
@@ -167,7 +175,9 @@ TEST_CASE("spectral_norm: sigma on CUDA converges to the CPU's after many steps"
   Tensor u = unit(96, 901), v = unit(200, 902), s = Tensor::zeros(Shape{1});
   Tensor ug = u.to(Device::CUDA), vg = v.to(Device::CUDA), sg = Tensor::zeros(Shape{1}, Device::CUDA);
   Tensor wg = w.to(Device::CUDA);
-  for (int it = 0; it < 500; ++it) {
+  // 500 steps; 5 under sanitizers (each step is two launches of twelve 512-thread blocks, ~3 s of
+  // CPU there; the sanitized run is there for memory errors, which the first steps already show).
+  for (int it = 0; it < (kSanitized ? 5 : 500); ++it) {
     ops::spectral_norm(w, 0, u, v, s, true);
     ops::spectral_norm(wg, 0, ug, vg, sg, true);
   }
