@@ -25,6 +25,7 @@
 #include "examples/common/loader.h"
 #include "examples/sagan_celeba/run.h"
 #include "examples/sagan_celeba/metrics.h"
+#include "examples/sagan_celeba/quality.h"
 #include "layers/optim.h"
 #include "models/checkpoint.h"
 #include "models/losses.h"
@@ -163,9 +164,7 @@ void write_samples(Run& run, const Tensor& z_fixed, const std::string& dir) {
   Module& G = run.sampler();
   G.eval();
   // Ask G's first attention layer to keep its input so its weights can be drawn.
-  SelfAttention* attn = nullptr;
-  if (!run.gan.attention.empty() && run.gan.attention.front().first.rfind("G", 0) == 0 && !run.G_ema)
-    attn = run.gan.attention.front().second;
+  SelfAttention* attn = first_attention(G);  // of the EMA copy when the pictures come from it
   if (attn) attn->keep_input = true;
   Tensor images = G(z_fixed);
   const std::string name = step_name(run.step);
@@ -295,6 +294,7 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
   for (auto& s : run.gan.spectral) sigma_names.push_back(s.first);
   MetricsLog metrics(cfg.out + "/metrics.csv", gamma_names, sigma_names, resume_from.empty() ? -1 : run.step);
 
+  TrainingFrechet frechet(cfg, device);
   Generator fixed(static_cast<uint64_t>(cfg.seed) + 2);  // the sample grid's noise: the same picture all run long
   Tensor z_fixed = randn(Shape{64, run.gan.z_dim}, fixed, device);
 
@@ -344,11 +344,15 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
     run.opt_G->zero_grad();
     loss_g.backward();
     run.opt_G->step();
-    if (run.ema) run.ema->update();
+    if (run.ema) {
+      run.ema->decay = step <= cfg.ema_start ? 0.0f : cfg.ema;  // BigGAN: a plain copy of G until the start
+      run.ema->update();
+    }
     ++run.step;
     images_since_log += B * cfg.n_dis;
 
-    const bool log_row = run.step % cfg.log_every == 0 || run.step == cfg.steps;
+    const bool frechet_now = frechet.due(run.step);
+    const bool log_row = run.step % cfg.log_every == 0 || run.step == cfg.steps || frechet_now;
     // The first step of this process gets a progress line too (on a CPU a step can take seconds).
     if (log_row || run.step == first_step + 1) {
       const std::string bad = first_non_finite(run);
@@ -363,6 +367,11 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
       m.d_fake = mean_of(last_fake);
       m.loss_g = loss_g.item();
       m.images_per_s = images_since_log / std::max(dt, 1e-9);
+      if (frechet_now) {
+        m.frechet = frechet.measure(run);
+        now = std::chrono::steady_clock::now();  // the next interval's images/s excludes the measurement
+      }
+      m.latest_frechet = frechet.latest();
       for (auto& a : run.gan.attention) m.gammas.push_back(a.second->gamma.item());
       for (auto& s : run.gan.spectral) m.sigmas.push_back(s.second->spectral_norm_state().last_sigma());
 #ifdef EMBER_WITH_CUDA

@@ -26,6 +26,7 @@ struct SampleOptions {
   std::string save_tensor;  // also write G's raw output as tensor "images" [n, C, H, W]
   std::string device = "auto";
   bool ema = true;          // use the EMA generator when the checkpoint has one
+  std::string bn = "eval";  // G's BatchNorm: eval | batch | standing (quality.h)
 };
 int run_sample(const SampleOptions& opt);
 
@@ -36,6 +37,8 @@ struct ExportOptions {
   uint64_t seed = 0;
   int batch = 100;
   std::string device = "auto";
+  bool ema = true;          // use the EMA generator when the checkpoint has one
+  std::string bn = "eval";  // G's BatchNorm: eval | batch | standing (quality.h)
 };
 int run_export(const ExportOptions& opt);
 

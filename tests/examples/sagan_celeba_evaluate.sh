@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Checks of `sagan_celeba evaluate` (the Frechet distance on the committed Fashion-MNIST
+# classifier's features) on tiny runs, CPU:
+#   1. bad input fails with a message naming what was wrong, a non-zero status and no source
+#      tag: a missing checkpoint, a checkpoint of an RGB model (the classifier does not apply),
+#      --ema on a checkpoint without an EMA copy, an unknown --bn, a missing classifier file;
+#   2. a real checkpoint is scored: the distance and the floor are printed, finite and >= 0, and
+#      an untrained-ish G is far worse than the real-data floor; the same seed gives the same number.
+# Usage: sagan_celeba_evaluate.sh PATH/TO/sagan_celeba
+set -uo pipefail
+export OMP_WAIT_POLICY=passive
+BIN=$1
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+no_tags() { grep -qE '\[[A-Za-z_]+\.(cpp|h|cu|cuh):[0-9]+\]' "$1" && fail "source tag in a user message: $(cat "$1")"; true; }
+TINY="--width 0.125 --batch 8 --workers 1 --device cpu --seed 3 --log-every 1"
+
+# A 2-step Fashion-MNIST run (with an EMA copy) and one without EMA.
+"$BIN" train --out "$T/fm" $TINY --steps 2 --ema 0.9 >"$T/fm.log" 2>&1 || { cat "$T/fm.log"; fail "tiny Fashion-MNIST run"; }
+"$BIN" train --out "$T/fm_noema" $TINY --steps 1 >"$T/fm2.log" 2>&1 || { cat "$T/fm2.log"; fail "tiny run without EMA"; }
+CK=$(ls "$T"/fm/checkpoints/*.safetensors | tail -1)
+CK_NOEMA=$(ls "$T"/fm_noema/checkpoints/*.safetensors | tail -1)
+# An RGB run: a folder of PNGs (grids drawn by `sample`, read as 3-channel images), 32x32.
+mkdir -p "$T/rgb_data"
+for i in 1 2 3; do "$BIN" sample --checkpoint "$CK" --n 4 --seed $i --out "$T/rgb_data/$i.png" >/dev/null 2>&1 || fail "sample for the RGB data"; done
+"$BIN" train --data "$T/rgb_data" --size 32 --out "$T/rgb" --width 0.125 --batch 2 --workers 1 --device cpu --steps 1 \
+  >"$T/rgb.log" 2>&1 || { cat "$T/rgb.log"; fail "tiny RGB run"; }
+CK_RGB=$(ls "$T"/rgb/checkpoints/*.safetensors | tail -1)
+
+# 1. bad input
+expect_error() {  # expect_error "wanted message part" args...
+  local want=$1; shift
+  if "$BIN" evaluate "$@" >"$T/out.txt" 2>&1; then fail "evaluate $* should fail: $(cat "$T/out.txt")"; fi
+  grep -qF -- "$want" "$T/out.txt" || fail "evaluate $*: no '$want' in: $(cat "$T/out.txt")"
+  no_tags "$T/out.txt"
+  echo "ok: rejected: $(grep error: "$T/out.txt" | head -1)"
+}
+expect_error "error: --checkpoint $T/missing.safetensors: no such file" --checkpoint "$T/missing.safetensors" --n 100
+expect_error "scores 1-channel 32x32 Fashion-MNIST models only" --checkpoint "$CK_RGB" --n 100
+expect_error "sagan_celeba export" --checkpoint "$CK_RGB" --n 100
+expect_error "--ema: $CK_NOEMA has no EMA generator" --checkpoint "$CK_NOEMA" --ema --n 100
+expect_error "--bn must be eval, batch or standing, got 'sometimes'" --checkpoint "$CK" --bn sometimes --n 100
+expect_error "the Fashion-MNIST classifier weights $T/none.safetensors" --checkpoint "$CK" --classifier "$T/none.safetensors" --n 100
+expect_error "--n must be >= 2" --checkpoint "$CK" --n 1
+
+# 2. a real score; 500 images: the floor at this n is a few units, a 2-step G is far off.
+"$BIN" evaluate --checkpoint "$CK" --n 500 --seed 4 >"$T/e1.txt" 2>&1 || { cat "$T/e1.txt"; fail "evaluate"; }
+"$BIN" evaluate --checkpoint "$CK" --n 500 --seed 4 --no-floor --bn standing >"$T/e2.txt" 2>&1 || { cat "$T/e2.txt"; fail "evaluate --bn standing"; }
+"$BIN" evaluate --checkpoint "$CK" --n 500 --seed 4 --no-floor >"$T/e3.txt" 2>&1 || { cat "$T/e3.txt"; fail "evaluate again"; }
+cat "$T/e1.txt"
+d=$(sed -n 's/^frechet distance \([0-9.]*\): .*EMA G.*/\1/p' "$T/e1.txt")
+f=$(sed -n 's/^floor \([0-9.]*\): .*/\1/p' "$T/e1.txt")
+[ -n "$d" ] && [ -n "$f" ] || fail "no distance (of the EMA G: the checkpoint has one) or floor printed"
+awk -v d="$d" -v f="$f" 'BEGIN { exit !(f >= 0 && d > 2 * f && d > 10) }' || fail "distance $d should be far above the floor $f"
+d3=$(sed -n 's/^frechet distance \([0-9.]*\): .*/\1/p' "$T/e3.txt")
+[ "$d" = "$d3" ] || fail "the same seed gave $d and $d3"
+grep -q "BatchNorm standing" "$T/e2.txt" || fail "--bn standing not reported: $(cat "$T/e2.txt")"
+echo "ok: distance $d, floor $f (n 500)"
+echo "PASS"
