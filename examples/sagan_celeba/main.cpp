@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   sample->add_option("--device", so.device, "cuda | cpu | auto")->capture_default_str();
   sample->add_flag("!--no-ema", so.ema, "Use the trained G even when the checkpoint has an EMA copy");
   sample->add_option("--bn", so.bn, "G's BatchNorm: eval | batch | standing")->capture_default_str();
+  sample->add_option("--attention", so.attention, "Also write the attention picture of the first image (PNG)");
 
   ExportOptions eo;
   CLI::App* exp = app.add_subcommand("export", "Write N single PNGs (for external FID tools such as pytorch-fid)");

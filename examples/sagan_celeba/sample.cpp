@@ -6,6 +6,7 @@
 #include "core/context.h"
 #include "core/safetensors.h"
 #include "examples/common/image_io.h"
+#include "examples/sagan_celeba/attention_picture.h"
 #include "examples/sagan_celeba/quality.h"
 #include "examples/sagan_celeba/run.h"
 #include "examples/sagan_celeba/trainer.h"
@@ -55,7 +56,14 @@ int run_sample(const SampleOptions& opt) {
     z = randn(Shape{opt.n, run->gan.z_dim}, gen, run->device);
   }
   NoGradGuard no_grad;
+  SelfAttention* attn = opt.attention.empty() ? nullptr : first_attention(G);
+  EMBER_INPUT_CHECK(opt.attention.empty() || attn, "--attention: this checkpoint's G has no attention layer");
+  if (attn) attn->keep_input = true;
   Tensor images = G(z).to(Device::CPU);
+  if (attn) {
+    write_attention_picture(*attn, images, opt.attention);
+    std::printf("wrote %s (G's attention for four query pixels of the first image)\n", opt.attention.c_str());
+  }
   data::write_png_grid(opt.out, images, 8);
   std::printf("wrote %s (%lld images from step %lld)\n", opt.out.c_str(), static_cast<long long>(images.size(0)),
               static_cast<long long>(run->step));

@@ -27,6 +27,7 @@ struct SampleOptions {
   std::string device = "auto";
   bool ema = true;          // use the EMA generator when the checkpoint has one
   std::string bn = "eval";  // G's BatchNorm: eval | batch | standing (quality.h)
+  std::string attention;    // also write the attention picture of the first image here
 };
 int run_sample(const SampleOptions& opt);
 

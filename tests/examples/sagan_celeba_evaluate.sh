@@ -4,7 +4,8 @@
 #   1. bad input fails with a message naming what was wrong, a non-zero status and no source
 #      tag: a missing checkpoint, a checkpoint of an RGB model (the classifier does not apply),
 #      --ema on a checkpoint without an EMA copy, an unknown --bn, a missing classifier file;
-#   2. a real checkpoint is scored: the distance and the floor are printed, finite and >= 0, and
+#   2. `sample --bn eval|batch|standing --attention FILE` writes the grid and the attention picture;
+#   3. a real checkpoint is scored: the distance and the floor are printed, finite and >= 0, and
 #      an untrained-ish G is far worse than the real-data floor; the same seed gives the same number.
 # Usage: sagan_celeba_evaluate.sh PATH/TO/sagan_celeba
 set -uo pipefail
@@ -27,6 +28,12 @@ for i in 1 2 3; do "$BIN" sample --checkpoint "$CK" --n 4 --seed $i --out "$T/rg
 "$BIN" train --data "$T/rgb_data" --size 32 --out "$T/rgb" --width 0.125 --batch 2 --workers 1 --device cpu --steps 1 \
   >"$T/rgb.log" 2>&1 || { cat "$T/rgb.log"; fail "tiny RGB run"; }
 CK_RGB=$(ls "$T"/rgb/checkpoints/*.safetensors | tail -1)
+# sample: the attention picture of the EMA G (the sampler when the checkpoint has one), each --bn.
+for bn in eval batch standing; do
+  "$BIN" sample --checkpoint "$CK" --n 8 --bn $bn --out "$T/s_$bn.png" --attention "$T/a_$bn.png" >"$T/s.log" 2>&1 \
+    || { cat "$T/s.log"; fail "sample --bn $bn --attention"; }
+  [ -s "$T/s_$bn.png" ] && [ -s "$T/a_$bn.png" ] || fail "sample --bn $bn wrote no grid or attention picture"
+done
 
 # 1. bad input
 expect_error() {  # expect_error "wanted message part" args...
@@ -44,7 +51,7 @@ expect_error "--bn must be eval, batch or standing, got 'sometimes'" --checkpoin
 expect_error "the Fashion-MNIST classifier weights $T/none.safetensors" --checkpoint "$CK" --classifier "$T/none.safetensors" --n 100
 expect_error "--n must be >= 2" --checkpoint "$CK" --n 1
 
-# 2. a real score; 500 images: the floor at this n is a few units, a 2-step G is far off.
+# 3. a real score; 500 images: the floor at this n is a few units, a 2-step G is far off.
 "$BIN" evaluate --checkpoint "$CK" --n 500 --seed 4 >"$T/e1.txt" 2>&1 || { cat "$T/e1.txt"; fail "evaluate"; }
 "$BIN" evaluate --checkpoint "$CK" --n 500 --seed 4 --no-floor --bn standing >"$T/e2.txt" 2>&1 || { cat "$T/e2.txt"; fail "evaluate --bn standing"; }
 "$BIN" evaluate --checkpoint "$CK" --n 500 --seed 4 --no-floor >"$T/e3.txt" 2>&1 || { cat "$T/e3.txt"; fail "evaluate again"; }
