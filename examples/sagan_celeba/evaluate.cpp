@@ -60,15 +60,16 @@ int run_evaluate(const EvaluateOptions& opt) {
           scorer = std::make_unique<FrechetScorer>(
               opt.classifier.empty() ? data::default_fashion_classifier_path() : opt.classifier, run->device);
         Module& G = ema ? *run->G_ema : *run->gan.G;
-        set_sampling_mode(G, mode, run->gan.z_dim, run->device, run->cfg.batch, opt.seed + 1);
+        const BnMode used = resolve_bn_mode(mode, ema);
+        set_sampling_mode(G, used, run->gan.z_dim, run->device, run->cfg.batch, opt.seed + 1);
         const double d = scorer->distance_of_generator(G, run->gan.z_dim, opt.n, opt.seed, run->cfg.batch);
         std::printf("frechet distance %.3f: %lld images of %s G (step %lld, BatchNorm %s) vs the 10000 test images\n", d,
                     static_cast<long long>(opt.n), ema ? "the EMA" : "the trained", static_cast<long long>(run->step),
-                    bn_mode_name(mode));
+                    bn_mode_name(used));
         std::fflush(stdout);
         if (csv) {
           std::fprintf(csv, "%lld,%s,%s,%lld,%.4f,%s\n", static_cast<long long>(run->step), ema ? "ema" : "trained",
-                       bn_mode_name(mode), static_cast<long long>(opt.n), d, ck.c_str());
+                       bn_mode_name(used), static_cast<long long>(opt.n), d, ck.c_str());
           std::fflush(csv);
         }
       }

@@ -15,7 +15,7 @@ struct EvaluateOptions {
   bool ema = false;         // require and use the EMA generator
   bool no_ema = false;      // use the trained generator even when the checkpoint has an EMA copy
   bool both = false;        // score the trained and the EMA generator (requires an EMA copy)
-  std::vector<std::string> bn = {"eval"};  // G's BatchNorm when sampling: eval | batch | standing
+  std::vector<std::string> bn = {"auto"};  // G's BatchNorm when sampling: auto | eval | batch | standing
   std::string csv;          // append "step,generator,bn,n,frechet,checkpoint" rows here
   std::string classifier;   // empty: the committed weights
   uint64_t seed = 0;        // noise seed

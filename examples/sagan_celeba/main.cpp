@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
   sample->add_option("--save-tensor", so.save_tensor, "Also write G's raw output as safetensors tensor 'images'");
   sample->add_option("--device", so.device, "cuda | cpu | auto")->capture_default_str();
   sample->add_flag("!--no-ema", so.ema, "Use the trained G even when the checkpoint has an EMA copy");
-  sample->add_option("--bn", so.bn, "G's BatchNorm: eval | batch | standing")->capture_default_str();
+  sample->add_option("--bn", so.bn, "G's BatchNorm: auto (eval for the trained G, standing for EMA) | eval | batch | standing")->capture_default_str();
   sample->add_option("--attention", so.attention, "Also write the attention picture of the first image (PNG)");
 
   ExportOptions eo;
@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   exp->add_option("--batch", eo.batch, "Images per forward pass")->capture_default_str();
   exp->add_option("--device", eo.device, "cuda | cpu | auto")->capture_default_str();
   exp->add_flag("!--no-ema", eo.ema, "Use the trained G even when the checkpoint has an EMA copy");
-  exp->add_option("--bn", eo.bn, "G's BatchNorm: eval | batch | standing")->capture_default_str();
+  exp->add_option("--bn", eo.bn, "G's BatchNorm: auto (eval for the trained G, standing for EMA) | eval | batch | standing")->capture_default_str();
 
   EvaluateOptions vo;
   CLI::App* eval = app.add_subcommand("evaluate", "Frechet distance to the Fashion-MNIST test images (the committed classifier's features)");
@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
   eval->add_flag("--ema", vo.ema, "Use the EMA generator (an error when the checkpoint has none)");
   eval->add_flag("--no-ema", vo.no_ema, "Use the trained generator even when the checkpoint has an EMA copy");
   eval->add_flag("--both", vo.both, "Score the trained and the EMA generator");
-  eval->add_option("--bn", vo.bn, "G's BatchNorm when sampling: eval | batch | standing (several: each)")
+  eval->add_option("--bn", vo.bn, "G's BatchNorm: auto (eval for the trained G, standing for EMA) | eval | batch | standing (several: each)")
       ->delimiter(',')
       ->capture_default_str();
   eval->add_option("--csv", vo.csv, "Append step,generator,bn,n,frechet,checkpoint rows to this file");

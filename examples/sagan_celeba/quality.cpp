@@ -39,19 +39,26 @@ std::vector<float> gan_format_split(const data::MnistSplit& split, int64_t n) {
 }  // namespace
 
 BnMode parse_bn_mode(const std::string& s, const std::string& flag) {
+  if (s == "auto") return BnMode::Auto;
   if (s == "eval") return BnMode::Eval;
   if (s == "batch") return BnMode::Batch;
   if (s == "standing") return BnMode::Standing;
-  EMBER_INPUT_CHECK(false, flag << " must be eval, batch or standing, got '" << s << "'");
+  EMBER_INPUT_CHECK(false, flag << " must be auto, eval, batch or standing, got '" << s << "'");
   return BnMode::Eval;
 }
 
 const char* bn_mode_name(BnMode m) {
-  return m == BnMode::Eval ? "eval" : m == BnMode::Batch ? "batch" : "standing";
+  return m == BnMode::Auto ? "auto" : m == BnMode::Eval ? "eval" : m == BnMode::Batch ? "batch" : "standing";
+}
+
+BnMode resolve_bn_mode(BnMode m, bool ema_generator) {
+  if (m != BnMode::Auto) return m;
+  return ema_generator ? BnMode::Standing : BnMode::Eval;
 }
 
 void set_sampling_mode(Module& G, BnMode mode, int64_t z_dim, Device device, int64_t batch, uint64_t seed,
                        int batches) {
+  EMBER_CHECK(mode != BnMode::Auto, "set_sampling_mode: resolve BnMode::Auto first");
   G.eval();  // spectral norm: no power iteration; attention etc. unaffected
   if (mode == BnMode::Eval) return;
   for_each_batch_norm(G, [](BatchNorm2d& bn) { bn.train(true); });

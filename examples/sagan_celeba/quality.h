@@ -27,12 +27,16 @@
 
 namespace sagan_example {
 
-enum class BnMode { Eval, Batch, Standing };
-// "eval" | "batch" | "standing"; an error naming `flag` otherwise.
+enum class BnMode { Auto, Eval, Batch, Standing };
+// "auto" | "eval" | "batch" | "standing"; an error naming `flag` otherwise.
 BnMode parse_bn_mode(const std::string& s, const std::string& flag);
 const char* bn_mode_name(BnMode m);
+// Auto, chosen by measurement (README, "GAN quality"): eval for the trained G, whose running
+// statistics belong to its weights; standing for the EMA copy, whose averaged weights would
+// otherwise run with the trained G's statistics (copied by EMA::update). Other modes unchanged.
+BnMode resolve_bn_mode(BnMode m, bool ema_generator);
 
-// Puts G into the sampling mode. Standing re-estimates G's BatchNorm running statistics (it
+// Puts G into the sampling mode (not Auto: resolve it first). Standing re-estimates G's BatchNorm running statistics (it
 // changes G's buffers) from `batches` batches of `batch` noise vectors drawn with `seed`.
 void set_sampling_mode(ember::Module& G, BnMode mode, int64_t z_dim, ember::Device device, int64_t batch,
                        uint64_t seed, int batches = 100);

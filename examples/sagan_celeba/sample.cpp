@@ -42,8 +42,9 @@ int run_sample(const SampleOptions& opt) {
   EMBER_INPUT_CHECK(opt.n >= 1, "--n must be >= 1, got " << opt.n);
   const BnMode mode = parse_bn_mode(opt.bn, "--bn");
   auto run = load_run(opt.checkpoint, opt.device);
-  Module& G = opt.ema ? run->sampler() : *run->gan.G;
-  set_sampling_mode(G, mode, run->gan.z_dim, run->device, run->cfg.batch, opt.seed + 1);
+  const bool ema = opt.ema && run->G_ema;
+  Module& G = ema ? *run->G_ema : *run->gan.G;
+  set_sampling_mode(G, resolve_bn_mode(mode, ema), run->gan.z_dim, run->device, run->cfg.batch, opt.seed + 1);
   Tensor z;
   if (!opt.z_file.empty()) {
     SafetensorsFile f = load_safetensors(opt.z_file);
@@ -79,8 +80,9 @@ int run_export(const ExportOptions& opt) {
   EMBER_INPUT_CHECK(!opt.out.empty(), "export: --out DIR is required");
   const BnMode mode = parse_bn_mode(opt.bn, "--bn");
   auto run = load_run(opt.checkpoint, opt.device);
-  Module& G = opt.ema ? run->sampler() : *run->gan.G;
-  set_sampling_mode(G, mode, run->gan.z_dim, run->device, run->cfg.batch, opt.seed + 1);
+  const bool ema = opt.ema && run->G_ema;
+  Module& G = ema ? *run->G_ema : *run->gan.G;
+  set_sampling_mode(G, resolve_bn_mode(mode, ema), run->gan.z_dim, run->device, run->cfg.batch, opt.seed + 1);
   fs::create_directories(opt.out);
   Generator gen(opt.seed);
   NoGradGuard no_grad;

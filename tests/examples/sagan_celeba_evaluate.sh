@@ -29,7 +29,7 @@ for i in 1 2 3; do "$BIN" sample --checkpoint "$CK" --n 4 --seed $i --out "$T/rg
   >"$T/rgb.log" 2>&1 || { cat "$T/rgb.log"; fail "tiny RGB run"; }
 CK_RGB=$(ls "$T"/rgb/checkpoints/*.safetensors | tail -1)
 # sample: the attention picture of the EMA G (the sampler when the checkpoint has one), each --bn.
-for bn in eval batch standing; do
+for bn in auto eval batch standing; do
   "$BIN" sample --checkpoint "$CK" --n 8 --bn $bn --out "$T/s_$bn.png" --attention "$T/a_$bn.png" >"$T/s.log" 2>&1 \
     || { cat "$T/s.log"; fail "sample --bn $bn --attention"; }
   [ -s "$T/s_$bn.png" ] && [ -s "$T/a_$bn.png" ] || fail "sample --bn $bn wrote no grid or attention picture"
@@ -47,7 +47,7 @@ expect_error "error: --checkpoint $T/missing.safetensors: no such file" --checkp
 expect_error "scores 1-channel 32x32 Fashion-MNIST models only" --checkpoint "$CK_RGB" --n 100
 expect_error "sagan_celeba export" --checkpoint "$CK_RGB" --n 100
 expect_error "--ema: $CK_NOEMA has no EMA generator" --checkpoint "$CK_NOEMA" --ema --n 100
-expect_error "--bn must be eval, batch or standing, got 'sometimes'" --checkpoint "$CK" --bn sometimes --n 100
+expect_error "--bn must be auto, eval, batch or standing, got 'sometimes'" --checkpoint "$CK" --bn sometimes --n 100
 expect_error "the Fashion-MNIST classifier weights $T/none.safetensors" --checkpoint "$CK" --classifier "$T/none.safetensors" --n 100
 expect_error "--n must be >= 2" --checkpoint "$CK" --n 1
 
@@ -63,5 +63,9 @@ awk -v d="$d" -v f="$f" 'BEGIN { exit !(f >= 0 && d > 2 * f && d > 10) }' || fai
 d3=$(sed -n 's/^frechet distance \([0-9.]*\): .*/\1/p' "$T/e3.txt")
 [ "$d" = "$d3" ] || fail "the same seed gave $d and $d3"
 grep -q "BatchNorm standing" "$T/e2.txt" || fail "--bn standing not reported: $(cat "$T/e2.txt")"
+# The default (auto) for the EMA copy is standing statistics: the same number as --bn standing.
+grep -q "EMA G (step 2, BatchNorm standing)" "$T/e1.txt" || fail "auto did not pick standing for the EMA G: $(cat "$T/e1.txt")"
+d2=$(sed -n 's/^frechet distance \([0-9.]*\): .*/\1/p' "$T/e2.txt")
+[ "$d" = "$d2" ] || fail "auto ($d) and standing ($d2) differ for the EMA G"
 echo "ok: distance $d, floor $f (n 500)"
 echo "PASS"
