@@ -18,6 +18,7 @@ Same as `sagan_celeba train` on the default data (examples/sagan_celeba/trainer.
 Prints "seed S steps N frechet D" and appends it to --csv when given.
   usage: /usr/bin/python3 tests/parity/torch_sagan_fashion.py --steps 3000 --seed 1 [--n 10000]
          [--width 0.25] [--threads 2] [--csv results.csv] [--save G.safetensors]
+         [--score-ember CHECKPOINT]   (no training: score an ember checkpoint's trained G)
 """
 import argparse
 import importlib.util
@@ -107,6 +108,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--csv", default=None)
     ap.add_argument("--save", default=None, help="write G's state_dict (safetensors)")
+    ap.add_argument("--score-ember", default=None, metavar="CHECKPOINT",
+                    help="no training: score the trained G of an ember checkpoint (checks that both scorers agree)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -115,6 +118,10 @@ def main():
     D = em.SaganDiscriminator(resolution=32, width=args.width, image_channels=1).train()
     opt_G = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.0, 0.9), eps=1e-8)
     opt_D = torch.optim.Adam(D.parameters(), lr=4e-4, betas=(0.0, 0.9), eps=1e-8)
+    if args.score_ember:
+        tensors, _ = st.load(args.score_ember)
+        G.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")}, strict=True)
+        args.steps = 0
     data = gan_format(read_images(True))
     gen = torch.Generator().manual_seed(args.seed)
     order, pos = torch.randperm(len(data), generator=gen), 0
