@@ -3,6 +3,9 @@
 
 Usage: python3 scripts/plot_metrics.py RUN_DIR [--out RUN_DIR/metrics.png]
 Needs matplotlib (Debian: apt-get install python3-matplotlib).
+The Frechet distance panel shows metrics.csv's "frechet" column (measured during training) and,
+when RUN_DIR/frechet.csv exists (a "step" column and one column per curve, e.g. written from
+`sagan_celeba evaluate` over the run's checkpoints), each of its curves.
 """
 import argparse
 import csv
@@ -40,7 +43,7 @@ def main():
 
     m = read_metrics(path)
     step = m["step"]
-    fig, ax = plt.subplots(2, 2, figsize=(11, 7))
+    fig, ax = plt.subplots(2, 3, figsize=(16, 7))
     ax[0, 0].plot(step, m["loss_d"], label="D (hinge)")
     ax[0, 0].plot(step, m["loss_g"], label="G")
     ax[0, 0].set_title("losses")
@@ -55,7 +58,22 @@ def main():
         if k.startswith("sigma:"):
             ax[1, 1].plot(step, m[k], label=k[6:], linewidth=0.8)
     ax[1, 1].set_title("spectral-norm sigma estimates")
-    for a in ax.flat:
+    fd = ax[0, 2]
+    if "frechet" in m:
+        pts = [(x, y) for x, y in zip(step, m["frechet"]) if y == y]  # rows without a measurement are NaN
+        if pts:
+            fd.plot(*zip(*pts), marker="o", markersize=3, label="during training")
+    extra = os.path.join(args.run_dir, "frechet.csv")
+    if os.path.exists(extra):
+        e = read_metrics(extra)
+        for k in e:
+            if k != "step":
+                fd.plot(e["step"], e[k], marker="s", markersize=3, label=k)
+    fd.set_title("Frechet distance to the test images (classifier features)")
+    if fd.lines:
+        fd.set_yscale("log")
+    ax[1, 2].axis("off")
+    for a in list(ax.flat)[:5]:
         a.set_xlabel("step")
         if a.lines and len(a.lines) <= 8:
             a.legend(fontsize=7)

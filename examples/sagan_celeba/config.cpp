@@ -27,7 +27,8 @@ std::string TrainConfig::to_json() const {
             {"sample_every", sample_every}, {"checkpoint_every", checkpoint_every},
             {"log_every", log_every}, {"crop", crop},
             {"flip", flip},       {"workers", workers},
-            {"deterministic", deterministic}, {"ema", ema},
+            {"deterministic", deterministic}, {"ema", ema}, {"ema_start", ema_start},
+            {"frechet_every", frechet_every}, {"frechet_n", frechet_n},
             {"channels", channels}, {"sync_bn", sync_bn}, {"world_size", world_size}};
   return j.dump();
 }
@@ -59,7 +60,9 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
     get("beta1", c.beta1), get("beta2", c.beta2), get("n_dis", c.n_dis), get("device", c.device);
     get("seed", c.seed), get("sample_every", c.sample_every), get("checkpoint_every", c.checkpoint_every);
     get("log_every", c.log_every), get("crop", c.crop), get("flip", c.flip), get("workers", c.workers);
-    get("deterministic", c.deterministic), get("ema", c.ema), get("channels", c.channels);
+    get("deterministic", c.deterministic), get("ema", c.ema), get("ema_start", c.ema_start);
+    get("frechet_every", c.frechet_every), get("frechet_n", c.frechet_n);
+    get("channels", c.channels);
     get("sync_bn", c.sync_bn), get("world_size", c.world_size);
   } catch (const std::exception& e) {
     EMBER_FAIL("checkpoint configuration has a field of the wrong type: " << e.what());
@@ -110,6 +113,7 @@ const std::vector<ResumeFlag>& resume_flags() {
       flag_of("--n-dis", true, &TrainConfig::n_dis),
       flag_of("--seed", true, &TrainConfig::seed),
       flag_of("--ema", true, &TrainConfig::ema),
+      flag_of("--ema-start", true, &TrainConfig::ema_start),
       flag_of("--crop", true, &TrainConfig::crop),
       flag_of("--no-flip (random flips)", true, &TrainConfig::flip),
       flag_of("--data", false, &TrainConfig::data),
@@ -118,6 +122,8 @@ const std::vector<ResumeFlag>& resume_flags() {
       flag_of("--sample-every", false, &TrainConfig::sample_every),
       flag_of("--checkpoint-every", false, &TrainConfig::checkpoint_every),
       flag_of("--log-every", false, &TrainConfig::log_every),
+      flag_of("--frechet-every", false, &TrainConfig::frechet_every),
+      flag_of("--frechet-n", false, &TrainConfig::frechet_n),
       flag_of("--device", false, &TrainConfig::device),
       flag_of("--deterministic", false, &TrainConfig::deterministic),
       flag_of("--sync-bn", false, &TrainConfig::sync_bn),
@@ -177,6 +183,7 @@ void TrainConfig::check_flags(const std::set<std::string>& given) const {
   EMBER_INPUT_CHECK(beta2 >= 0 && beta2 < 1, "--beta2 must be in [0, 1), got " << beta2);
   EMBER_INPUT_CHECK(width == 0 || finite_positive(width), "--width must be a finite number > 0, got " << width);
   EMBER_INPUT_CHECK(ema >= 0 && ema < 1, "--ema must be in [0, 1), got " << ema);
+  EMBER_INPUT_CHECK(ema_start >= 0, "--ema-start must be >= 0, got " << ema_start);
   EMBER_INPUT_CHECK(seed >= 0, "--seed must be >= 0, got " << seed);
   EMBER_INPUT_CHECK(workers >= 1, "--workers must be >= 1, got " << workers);
   // Set from mpirun, read back from checkpoints (the loader position counts its global batches).
@@ -192,6 +199,7 @@ void TrainConfig::finalize() {
   if (sample_every <= 0) sample_every = steps;
   if (checkpoint_every <= 0) checkpoint_every = steps;
   if (log_every <= 0) log_every = 1;
+  if (frechet_every < 0) frechet_every = sample_every;
 }
 
 }  // namespace sagan_example

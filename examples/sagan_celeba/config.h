@@ -24,11 +24,16 @@ struct TrainConfig {
   int64_t sample_every = 100;
   int64_t checkpoint_every = 500;
   int64_t log_every = 10;
+  // The Frechet distance during training (Fashion-MNIST only; quality.h): every K steps (0 =
+  // off; -1 = with the sample grid) on N images.
+  int64_t frechet_every = -1;
+  int64_t frechet_n = 2000;
   int crop = 0;                // center crop side before resizing; 0 = default for the size
   bool flip = true;            // random horizontal flips
   int workers = 2;             // decoding threads
   bool deterministic = false;  // fixed reduction orders, TF32 off: resumed runs match exactly
   float ema = 0.0f;            // decay of an EMA copy of G (0 = off)
+  int64_t ema_start = 0;       // BigGAN: the EMA copy equals G up to this step, then averages
   bool resume = false;
   int channels = 3;            // set from the data
   bool sync_bn = false;        // data-parallel: BatchNorm statistics over the global batch (--sync-bn)
@@ -45,7 +50,7 @@ struct TrainConfig {
 };
 
 // --resume: the configuration to continue with. Flags that define the models or the
-// optimisation (arch, size, width, attention, batch, learning rates, betas, n_dis, seed, ema,
+// optimisation (arch, size, width, attention, batch, learning rates, betas, n_dis, seed, ema, ema_start,
 // crop, flip) take the checkpoint's value when omitted and must equal it when given: each
 // difference is an error naming the flag and both values. The others (data, workers,
 // intervals, steps, device, deterministic, sync_bn) take the command line's value when given, else the

@@ -1,5 +1,6 @@
 // sagan_celeba: train SAGAN (Zhang et al. 2018, as T. Silva's article describes it) on a folder of
-// images such as CelebA, or by default on Fashion-MNIST; draw samples; export PNGs for FID.
+// images such as CelebA, or by default on Fashion-MNIST; draw samples; export PNGs for FID; score
+// a Fashion-MNIST generator with a Frechet distance on a classifier's features.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <set>
@@ -7,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/profile.h"
+#include "examples/sagan_celeba/evaluate.h"
 #include "examples/sagan_celeba/trainer.h"
 
 using namespace sagan_example;
@@ -36,10 +38,17 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   train->add_option("--checkpoint-every", cfg.checkpoint_every, "Write a checkpoint every K steps")->capture_default_str();
   train->add_option("--log-every", cfg.log_every, "Metrics line every K steps")->capture_default_str();
+  train->add_option("--frechet-every", cfg.frechet_every,
+                    "Frechet distance (Fashion-MNIST) every K steps; -1 = with the sample grid, 0 = off")
+      ->capture_default_str();
+  train->add_option("--frechet-n", cfg.frechet_n, "Generated images per Frechet distance during training")
+      ->capture_default_str();
   train->add_option("--crop", cfg.crop, "Centre crop side before resizing (default 178 at 128, 160 at 64)");
   train->add_flag("!--no-flip", cfg.flip, "Disable random horizontal flips");
   train->add_option("--workers", cfg.workers, "Image decoding threads")->capture_default_str();
   train->add_option("--ema", cfg.ema, "Keep an EMA of G's weights with this decay (e.g. 0.999); 0 = off");
+  train->add_option("--ema-start", cfg.ema_start, "The EMA copy equals G up to this step, then averages (BigGAN)")
+      ->capture_default_str();
   train->add_flag("--deterministic", cfg.deterministic, "Full fp32 (no TF32): a resumed run repeats exactly");
   train->add_flag("--resume", cfg.resume, "Continue from the newest checkpoint in --out");
   train->add_flag("--sync-bn", cfg.sync_bn,
@@ -57,6 +66,8 @@ int main(int argc, char** argv) {
   sample->add_option("--save-tensor", so.save_tensor, "Also write G's raw output as safetensors tensor 'images'");
   sample->add_option("--device", so.device, "cuda | cpu | auto")->capture_default_str();
   sample->add_flag("!--no-ema", so.ema, "Use the trained G even when the checkpoint has an EMA copy");
+  sample->add_option("--bn", so.bn, "G's BatchNorm: auto (eval for the trained G, standing for EMA) | eval | batch | standing")->capture_default_str();
+  sample->add_option("--attention", so.attention, "Also write the attention picture of the first image (PNG)");
 
   ExportOptions eo;
   CLI::App* exp = app.add_subcommand("export", "Write N single PNGs (for external FID tools such as pytorch-fid)");
@@ -66,6 +77,24 @@ int main(int argc, char** argv) {
   exp->add_option("--seed", eo.seed, "Noise seed")->capture_default_str();
   exp->add_option("--batch", eo.batch, "Images per forward pass")->capture_default_str();
   exp->add_option("--device", eo.device, "cuda | cpu | auto")->capture_default_str();
+  exp->add_flag("!--no-ema", eo.ema, "Use the trained G even when the checkpoint has an EMA copy");
+  exp->add_option("--bn", eo.bn, "G's BatchNorm: auto (eval for the trained G, standing for EMA) | eval | batch | standing")->capture_default_str();
+
+  EvaluateOptions vo;
+  CLI::App* eval = app.add_subcommand("evaluate", "Frechet distance to the Fashion-MNIST test images (the committed classifier's features)");
+  eval->add_option("--checkpoint", vo.checkpoints, "Checkpoint(s) of a Fashion-MNIST run")->required();
+  eval->add_option("--n", vo.n, "Generated images (and training images for the floor)")->capture_default_str();
+  eval->add_flag("--ema", vo.ema, "Use the EMA generator (an error when the checkpoint has none)");
+  eval->add_flag("--no-ema", vo.no_ema, "Use the trained generator even when the checkpoint has an EMA copy");
+  eval->add_flag("--both", vo.both, "Score the trained and the EMA generator");
+  eval->add_option("--bn", vo.bn, "G's BatchNorm: auto (eval for the trained G, standing for EMA) | eval | batch | standing (several: each)")
+      ->delimiter(',')
+      ->capture_default_str();
+  eval->add_option("--csv", vo.csv, "Append step,generator,bn,n,frechet,checkpoint rows to this file");
+  eval->add_option("--classifier", vo.classifier, "Classifier weights (default: the committed file)");
+  eval->add_option("--seed", vo.seed, "Noise seed")->capture_default_str();
+  eval->add_flag("!--no-floor", vo.floor, "Skip the real-train vs real-test floor");
+  eval->add_option("--device", vo.device, "cuda | cpu | auto")->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
   if (profile) ember::profile::enable();
@@ -78,6 +107,7 @@ int main(int argc, char** argv) {
     }
     if (*sample) return run_sample(so);
     if (*exp) return run_export(eo);
+    if (*eval) return run_evaluate(vo);
   } catch (const ember::InputError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());  // names the flag or file: no source location
     return 1;

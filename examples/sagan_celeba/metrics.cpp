@@ -1,5 +1,6 @@
 #include "examples/sagan_celeba/metrics.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -35,6 +36,7 @@ MetricsLog::MetricsLog(const std::string& path, const std::vector<std::string>& 
     head = "step,loss_d,loss_g,d_real,d_fake,images_per_s,mem_in_use_mb,mem_peak_mb";
     for (const auto& n : gamma_names) head += ",gamma:" + n;
     for (const auto& n : sigma_names) head += ",sigma:" + n;
+    head += ",frechet";
     head += "\n";
   }
   // Rewritten through a temporary and a rename: a run killed here keeps the old file whole.
@@ -57,16 +59,22 @@ void MetricsLog::write(const StepMetrics& m) {
   out_ << buf;
   for (double g : m.gammas) out_ << "," << g;
   for (double s : m.sigmas) out_ << "," << s;
+  out_ << ",";
+  if (std::isfinite(m.frechet)) {
+    std::snprintf(buf, sizeof buf, "%.4f", m.frechet);
+    out_ << buf;
+  }
   out_ << "\n";
   out_.flush();  // a killed run keeps its metrics
 }
 
 std::string progress_line(const StepMetrics& m, int64_t total_steps, double eta_seconds) {
   long eta = static_cast<long>(eta_seconds + 0.5);
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "step %lld/%lld | D %.4f G %.4f | D(x) %+.3f D(G(z)) %+.3f | %.1f img/s | ETA %ldm%02lds",
+  char buf[256], fd[32] = "";
+  if (std::isfinite(m.latest_frechet)) std::snprintf(fd, sizeof fd, " | FD %.2f", m.latest_frechet);
+  std::snprintf(buf, sizeof buf, "step %lld/%lld | D %.4f G %.4f | D(x) %+.3f D(G(z)) %+.3f | %.1f img/s%s | ETA %ldm%02lds",
                 static_cast<long long>(m.step), static_cast<long long>(total_steps), m.loss_d, m.loss_g, m.d_real,
-                m.d_fake, m.images_per_s, eta / 60, eta % 60);
+                m.d_fake, m.images_per_s, fd, eta / 60, eta % 60);
   std::string s(buf);
   if (m.mem_peak_mb > 0) {
     std::snprintf(buf, sizeof buf, " | mem %.0f/%.0f MB", m.mem_in_use_mb, m.mem_peak_mb);

@@ -1,6 +1,7 @@
 // Training metrics: one CSV line every log_every steps (metrics.csv in the run folder, appended
 // on resume) and a progress line on stdout with losses, images/s and ETA.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <string>
@@ -16,6 +17,8 @@ struct StepMetrics {
   std::vector<double> sigmas;            // spectral-norm sigma estimates, one per SN layer
   double images_per_s = 0;
   double mem_in_use_mb = 0, mem_peak_mb = 0;  // device memory (0 on CPU)
+  double frechet = std::nan("");         // measured at this step (empty in the CSV otherwise)
+  double latest_frechet = std::nan("");  // the last measured, for the progress line
 };
 
 class MetricsLog {
@@ -31,7 +34,7 @@ class MetricsLog {
   std::ofstream out_;
 };
 
-// "step 120/2000 | D 1.234 G 0.567 | D(x) 0.41 D(G(z)) -0.33 | 812 img/s | ETA 3m12s"
+// "step 120/2000 | D 1.234 G 0.567 | D(x) 0.41 D(G(z)) -0.33 | 812 img/s | FD 41.2 | ETA 3m12s"
 std::string progress_line(const StepMetrics& m, int64_t total_steps, double eta_seconds);
 
 }  // namespace sagan_example

@@ -74,4 +74,9 @@ struct Run {
   ember::Module& sampler() { return G_ema ? *G_ema : *gan.G; }
 };
 
+// Rebuilds the run a checkpoint came from and loads it (G, D, optimisers: validated whole), the
+// sampler in eval mode. A checkpoint that cannot be read is the user's file: reported against
+// --checkpoint. device_name: cuda | cpu | auto. (Defined in sample.cpp.)
+std::unique_ptr<Run> load_run(const std::string& checkpoint, const std::string& device_name);
+
 }  // namespace sagan_example

@@ -6,6 +6,8 @@
 #include "core/context.h"
 #include "core/safetensors.h"
 #include "examples/common/image_io.h"
+#include "examples/sagan_celeba/attention_picture.h"
+#include "examples/sagan_celeba/quality.h"
 #include "examples/sagan_celeba/run.h"
 #include "examples/sagan_celeba/trainer.h"
 
@@ -14,9 +16,6 @@ using namespace ember;
 
 namespace sagan_example {
 
-namespace {
-// Rebuilds the run a checkpoint came from and loads it (G, D, optimisers: validated whole).
-// A checkpoint that cannot be read is the user's file: reported against --checkpoint.
 std::unique_ptr<Run> load_run(const std::string& checkpoint, const std::string& device_name) {
   EMBER_INPUT_CHECK(fs::is_regular_file(checkpoint), "--checkpoint " << checkpoint << ": no such file");
   EMBER_INPUT_CHECK(device_name == "auto" || device_name == "cpu" || device_name == "cuda",
@@ -38,13 +37,14 @@ std::unique_ptr<Run> load_run(const std::string& checkpoint, const std::string& 
   }
   return nullptr;
 }
-}  // namespace
 
 int run_sample(const SampleOptions& opt) {
   EMBER_INPUT_CHECK(opt.n >= 1, "--n must be >= 1, got " << opt.n);
+  const BnMode mode = parse_bn_mode(opt.bn, "--bn");
   auto run = load_run(opt.checkpoint, opt.device);
-  Module& G = opt.ema ? run->sampler() : *run->gan.G;
-  G.eval();
+  const bool ema = opt.ema && run->G_ema;
+  Module& G = ema ? *run->G_ema : *run->gan.G;
+  set_sampling_mode(G, resolve_bn_mode(mode, ema), run->gan.z_dim, run->device, run->cfg.batch, opt.seed + 1);
   Tensor z;
   if (!opt.z_file.empty()) {
     SafetensorsFile f = load_safetensors(opt.z_file);
@@ -57,7 +57,14 @@ int run_sample(const SampleOptions& opt) {
     z = randn(Shape{opt.n, run->gan.z_dim}, gen, run->device);
   }
   NoGradGuard no_grad;
+  SelfAttention* attn = opt.attention.empty() ? nullptr : first_attention(G);
+  EMBER_INPUT_CHECK(opt.attention.empty() || attn, "--attention: this checkpoint's G has no attention layer");
+  if (attn) attn->keep_input = true;
   Tensor images = G(z).to(Device::CPU);
+  if (attn) {
+    write_attention_picture(*attn, images, opt.attention);
+    std::printf("wrote %s (G's attention for four query pixels of the first image)\n", opt.attention.c_str());
+  }
   data::write_png_grid(opt.out, images, 8);
   std::printf("wrote %s (%lld images from step %lld)\n", opt.out.c_str(), static_cast<long long>(images.size(0)),
               static_cast<long long>(run->step));
@@ -71,13 +78,17 @@ int run_sample(const SampleOptions& opt) {
 int run_export(const ExportOptions& opt) {
   EMBER_INPUT_CHECK(opt.n >= 1 && opt.batch >= 1, "--n and --batch must be >= 1, got " << opt.n << " and " << opt.batch);
   EMBER_INPUT_CHECK(!opt.out.empty(), "export: --out DIR is required");
+  const BnMode mode = parse_bn_mode(opt.bn, "--bn");
   auto run = load_run(opt.checkpoint, opt.device);
+  const bool ema = opt.ema && run->G_ema;
+  Module& G = ema ? *run->G_ema : *run->gan.G;
+  set_sampling_mode(G, resolve_bn_mode(mode, ema), run->gan.z_dim, run->device, run->cfg.batch, opt.seed + 1);
   fs::create_directories(opt.out);
   Generator gen(opt.seed);
   NoGradGuard no_grad;
   for (int64_t start = 0; start < opt.n; start += opt.batch) {
     int64_t b = std::min<int64_t>(opt.batch, opt.n - start);
-    Tensor images = run->sampler()(randn(Shape{b, run->gan.z_dim}, gen, run->device)).to(Device::CPU);
+    Tensor images = G(randn(Shape{b, run->gan.z_dim}, gen, run->device)).to(Device::CPU);
     for (int64_t i = 0; i < b; ++i) {
       char name[32];
       std::snprintf(name, sizeof name, "%06lld.png", static_cast<long long>(start + i));

@@ -25,7 +25,9 @@
 #include "examples/common/loader.h"
 #include "examples/sagan_celeba/data_parallel.h"
 #include "examples/sagan_celeba/run.h"
+#include "examples/sagan_celeba/attention_picture.h"
 #include "examples/sagan_celeba/metrics.h"
+#include "examples/sagan_celeba/quality.h"
 #include "layers/optim.h"
 #include "models/checkpoint.h"
 #include "models/losses.h"
@@ -164,41 +166,12 @@ void write_samples(Run& run, const Tensor& z_fixed, const std::string& dir) {
   Module& G = run.sampler();
   G.eval();
   // Ask G's first attention layer to keep its input so its weights can be drawn.
-  SelfAttention* attn = nullptr;
-  if (!run.gan.attention.empty() && run.gan.attention.front().first.rfind("G", 0) == 0 && !run.G_ema)
-    attn = run.gan.attention.front().second;
+  SelfAttention* attn = first_attention(G);  // of the EMA copy when the pictures come from it
   if (attn) attn->keep_input = true;
   Tensor images = G(z_fixed);
   const std::string name = step_name(run.step);
   data::write_png_grid(dir + "/" + name + ".png", images.to(Device::CPU), 8);
-  if (attn) {
-    Tensor feat = attn->last_input;  // [B, C, h, w]
-    attn->keep_input = false;
-    attn->last_input = Tensor();
-    const int h = static_cast<int>(feat.size(2)), w = static_cast<int>(feat.size(3));
-    // Four query pixels spread over the picture (as in the SAGAN paper's figure).
-    std::vector<std::pair<int, int>> q = {{h / 4, w / 4}, {h / 4, 3 * w / 4}, {3 * h / 4, w / 4}, {3 * h / 4, 3 * w / 4}};
-    std::vector<int64_t> pos;
-    for (auto [y, x] : q) pos.push_back(int64_t(y) * w + x);
-    Tensor one = ops::narrow(feat, 0, 1);
-    std::vector<float> probs = attn->attention_map(one, pos).to_vector();  // [1, 4, M]
-    const int64_t M = static_cast<int64_t>(probs.size()) / 4;
-    const int gh = M == int64_t(h) * w ? h : h / 2, gw = M == int64_t(h) * w ? w : w / 2;  // official: pooled keys
-    std::vector<data::AttentionMap> maps;
-    for (size_t k = 0; k < q.size(); ++k) {
-      data::AttentionMap m;
-      m.weights.assign(probs.begin() + k * M, probs.begin() + (k + 1) * M);
-      m.grid_h = gh, m.grid_w = gw;
-      // Query coordinates in image pixels.
-      m.query_y = static_cast<int>((q[k].first + 0.5) * images.size(2) / h);
-      m.query_x = static_cast<int>((q[k].second + 0.5) * images.size(3) / w);
-      maps.push_back(std::move(m));
-    }
-    std::vector<float> img = ops::narrow(images, 0, 1).to_vector();
-    const int zoom = images.size(2) <= 32 ? 4 : images.size(2) <= 64 ? 2 : 1;
-    data::write_attention_png(dir + "/attention_" + name + ".png", img.data(), static_cast<int>(images.size(1)),
-                              static_cast<int>(images.size(2)), static_cast<int>(images.size(3)), maps, zoom);
-  }
+  if (attn) write_attention_picture(*attn, images, dir + "/attention_" + name + ".png");
   G.train();
 }
 
@@ -311,6 +284,7 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
     metrics = std::make_unique<MetricsLog>(cfg.out + "/metrics.csv", gamma_names, sigma_names,
                                            resume_from.empty() ? -1 : run.step);
 
+  TrainingFrechet frechet(cfg, device);
   Generator fixed(static_cast<uint64_t>(cfg.seed) + 2);  // the sample grid's noise: the same picture all run long
   Tensor z_fixed = randn(Shape{64, run.gan.z_dim}, fixed, device);
 
@@ -369,12 +343,16 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
     dp.average_gradients(*run.gan.G);
     run.opt_G->step();
     if (!cfg.sync_bn) dp.sync_buffers(run);
-    if (run.ema) run.ema->update();
+    if (run.ema) {
+      run.ema->decay = step <= cfg.ema_start ? 0.0f : cfg.ema;  // BigGAN: a plain copy of G until the start
+      run.ema->update();
+    }
     ++run.step;
     images_since_log += B * cfg.n_dis * dp.world();
     debug_rank_fault(dp, run);
 
-    const bool log_row = run.step % cfg.log_every == 0 || run.step == cfg.steps;
+    const bool frechet_now = frechet.due(run.step);
+    const bool log_row = run.step % cfg.log_every == 0 || run.step == cfg.steps || frechet_now;
     // The first step of this process gets a progress line too (on a CPU a step can take seconds).
     if (log_row || run.step == first_step + 1) {
       const std::string bad = first_non_finite(run);
@@ -389,6 +367,11 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
       dp.mean(v, 4);
       m.loss_d = v[0], m.d_real = v[1], m.d_fake = v[2], m.loss_g = v[3];
       m.images_per_s = images_since_log / std::max(dt, 1e-9);
+      if (frechet_now) {
+        m.frechet = frechet.measure(run);
+        now = std::chrono::steady_clock::now();  // the next interval's images/s excludes the measurement
+      }
+      m.latest_frechet = frechet.latest();
       for (auto& a : run.gan.attention) m.gammas.push_back(a.second->gamma.item());
       for (auto& s : run.gan.spectral) m.sigmas.push_back(s.second->spectral_norm_state().last_sigma());
 #ifdef EMBER_WITH_CUDA

@@ -26,6 +26,8 @@ struct SampleOptions {
   std::string save_tensor;  // also write G's raw output as tensor "images" [n, C, H, W]
   std::string device = "auto";
   bool ema = true;          // use the EMA generator when the checkpoint has one
+  std::string bn = "auto";  // G's BatchNorm: auto | eval | batch | standing (quality.h)
+  std::string attention;    // also write the attention picture of the first image here
 };
 int run_sample(const SampleOptions& opt);
 
@@ -36,6 +38,8 @@ struct ExportOptions {
   uint64_t seed = 0;
   int batch = 100;
   std::string device = "auto";
+  bool ema = true;          // use the EMA generator when the checkpoint has one
+  std::string bn = "auto";  // G's BatchNorm: auto | eval | batch | standing (quality.h)
 };
 int run_export(const ExportOptions& opt);
 

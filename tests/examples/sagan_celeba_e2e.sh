@@ -22,7 +22,8 @@ trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 # User-facing errors name the flag or file, never a source location such as [trainer.cpp:120].
 no_tags() { grep -qE '\[[A-Za-z_]+\.(cpp|h|cu|cuh):[0-9]+\]' "$1" && fail "source tag in a user message: $(cat "$1")"; true; }
-BASE0="--width 0.125 --batch 8 --workers 1 --deterministic --device cpu --seed 5"
+# No Frechet distance (its own test is sagan_celeba_evaluate.sh): it would cost seconds a run.
+BASE0="--width 0.125 --batch 8 --workers 1 --deterministic --device cpu --seed 5 --frechet-every 0"
 BASE="$BASE0 --log-every 1"
 COMMON="$BASE --sample-every 3 --checkpoint-every 3"
 
