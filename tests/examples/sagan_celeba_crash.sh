@@ -10,12 +10,8 @@
 #      non-zero exit, no partial file, and the previous checkpoint intact and loadable.
 # Usage: sagan_celeba_crash.sh PATH/TO/sagan_celeba   (CRASH_SEED=N repeats a run's kill times)
 set -uo pipefail
-# Many short processes on a possibly busy machine: idle OpenMP threads sleep instead of spinning.
-export OMP_WAIT_POLICY=passive
 BIN=$1
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/common.sh"
 SEED=${CRASH_SEED:-$$}
 RANDOM=$SEED
 echo "kill times from CRASH_SEED=$SEED"

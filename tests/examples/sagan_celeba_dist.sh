@@ -11,14 +11,12 @@
 # Usage: sagan_celeba_dist.sh PATH/TO/sagan_celeba PATH/TO/compare_checkpoints MPIRUN [FLAGS...]
 #   (MPIRUN and FLAGS up to the process count, e.g. mpirun --allow-run-as-root --oversubscribe -np)
 set -uo pipefail
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+export OMP_NUM_THREADS=1
 BIN=$1
 CMP=$2
 shift 2
 MPIRUN=("$@" 2)  # the launcher with its flags and the process count
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/common.sh"
 ARGS="--width 0.125 --workers 1 --deterministic --device cpu --seed 7 --log-every 1 --sample-every 1000"
 ck5=checkpoints/step_00000005.safetensors
 

@@ -14,14 +14,8 @@
 #      checkpoint of the broken state; the first progress line comes after the first step.
 # Usage: sagan_celeba_e2e.sh PATH/TO/sagan_celeba
 set -uo pipefail
-# Many short processes on a possibly busy machine: idle OpenMP threads sleep instead of spinning.
-export OMP_WAIT_POLICY=passive
 BIN=$1
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-# User-facing errors name the flag or file, never a source location such as [trainer.cpp:120].
-no_tags() { grep -qE '\[[A-Za-z_]+\.(cpp|h|cu|cuh):[0-9]+\]' "$1" && fail "source tag in a user message: $(cat "$1")"; true; }
+source "$(dirname "$0")/common.sh"
 # No Frechet distance (its own test is sagan_celeba_evaluate.sh): it would cost seconds a run.
 BASE0="--width 0.125 --batch 8 --workers 1 --deterministic --device cpu --seed 5 --frechet-every 0"
 BASE="$BASE0 --log-every 1"

@@ -9,12 +9,8 @@
 #      an untrained-ish G is far worse than the real-data floor; the same seed gives the same number.
 # Usage: sagan_celeba_evaluate.sh PATH/TO/sagan_celeba
 set -uo pipefail
-export OMP_WAIT_POLICY=passive
 BIN=$1
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-no_tags() { grep -qE '\[[A-Za-z_]+\.(cpp|h|cu|cuh):[0-9]+\]' "$1" && fail "source tag in a user message: $(cat "$1")"; true; }
+source "$(dirname "$0")/common.sh"
 TINY="--width 0.125 --batch 8 --workers 1 --device cpu --seed 3 --log-every 1"
 
 # A 2-step Fashion-MNIST run (with an EMA copy) and one without EMA.
