@@ -9,7 +9,8 @@
 # all-reduce time that overlapping hid: 1 - (time in average_gradients, overlapped) / (the same,
 # --no-overlap), both from the runs' closing lines.
 # Usage: benchmarks/dist_scaling.sh PATH/TO/sagan_celeba [N=2] [STEPS=12] [BATCH=16] [FLAGS]
-#        (FLAGS: extra train flags for the N-process runs, e.g. "--bucket-mb 0.25")
+#        (FLAGS: extra train flags for the N-process runs, e.g. "--bucket-mb 0.25";
+#         EMBER_DIST_POLL=0 in the environment: the overlapped run does not MPI_Test from the hooks)
 #        (MPIRUN overrides the launcher, default: mpirun --allow-run-as-root --oversubscribe)
 set -euo pipefail
 BIN=$1
@@ -33,7 +34,7 @@ one=$(rate "$T/one")
 for mode in overlap no-overlap; do
   extra=$FLAGS
   [ "$mode" = no-overlap ] && extra="$extra --no-overlap"
-  $MPIRUN -x OMP_NUM_THREADS=1 -np "$N" "$BIN" train --out "$T/$mode" $ARGS $extra >"$T/$mode.log" 2>&1 \
+  $MPIRUN -x OMP_NUM_THREADS=1 ${EMBER_DIST_POLL:+-x EMBER_DIST_POLL} -np "$N" "$BIN" train --out "$T/$mode" $ARGS $extra >"$T/$mode.log" 2>&1 \
     || { cat "$T/$mode.log"; exit 1; }
   grep "^data parallel: gradient" "$T/$mode.log" || true
 done

@@ -101,6 +101,12 @@ void DataParallel::set_gradient_options(bool overlap, double bucket_mb) {
   reducer_options_.bucket_bytes = std::max<int64_t>(sizeof(float), static_cast<int64_t>(bucket_mb * (1 << 20)));
   // DDP's first bucket (1 MB) starts communication early; never larger than the others.
   reducer_options_.first_bucket_bytes = std::min<int64_t>(int64_t(1) << 20, reducer_options_.bucket_bytes);
+  // EMBER_DIST_POLL=0: the hooks do not test the started buckets (the benchmark's question: does
+  // MPI progress them on its own while backward runs?).
+  const char* poll = std::getenv("EMBER_DIST_POLL");
+  EMBER_INPUT_CHECK(!poll || std::string(poll) == "0" || std::string(poll) == "1",
+                    "EMBER_DIST_POLL='" << poll << "': expected 0 or 1");
+  reducer_options_.poll = !poll || std::string(poll) != "0";
 }
 
 dist::GradientReducer& DataParallel::reducer(Module& m) {
@@ -132,9 +138,10 @@ std::string DataParallel::gradient_summary() const {
   }
   char line[320];
   std::snprintf(line, sizeof line,
-                "%s; %d bucket(s) for G and D; %lld of %lld all-reduces started during backward, %lld finished "
+                "%s%s; %d bucket(s) for G and D; %lld of %lld all-reduces started during backward, %lld finished "
                 "before it ended; %.2f s waiting for them after backward",
-                reducer_options_.overlap ? "overlapped with backward" : "after backward (--no-overlap)", per_round,
+                reducer_options_.overlap ? "overlapped with backward" : "after backward (--no-overlap)",
+                reducer_options_.overlap && !reducer_options_.poll ? " (EMBER_DIST_POLL=0)" : "", per_round,
                 static_cast<long long>(in_backward), static_cast<long long>(buckets), static_cast<long long>(done),
                 wait);
   return line;
