@@ -49,4 +49,4 @@ awk -v a="$one" -v b="$on" -v c="$off" -v n="$N" -v bs="$BATCH" -v ar_on="$(allr
   printf "| %d x 1 | overlapped | %d | %d | %.2f | %.3f | %.2f | %.0f%% |\n", n, bs, n * bs, b, n * bs / b, b / a, 100 * b / a / n
   printf "| %d x 1 | after backward | %d | %d | %.2f | %.3f | %.2f | %.0f%% |\n", n, bs, n * bs, c, n * bs / c, c / a, 100 * c / a / n
   printf "all-reduce time not hidden, per step: %.1f ms overlapped, %.1f ms after backward: %.0f%% hidden\n",
-         1000 * ar_on / steps, 1000 * ar_off / steps, ar_off > 0 ? 100 * (1 - ar_on / ar_off) : 0 }'
+         1000 * ar_on / steps, 1000 * ar_off / steps, (ar_off > 0 ? 100 * (1 - ar_on / ar_off) : 0) }'
