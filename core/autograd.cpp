@@ -1,5 +1,6 @@
 #include "core/autograd.h"
 
+#include <atomic>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -34,7 +35,60 @@ Tensor sum_of(const Tensor& a, const Tensor& b) {
   EMBER_DISPATCH("backward accumulate", d, add, a, b, y);
   return y;
 }
+
+// Calls the gradient-ready hooks of a leaf (autograd.h). A copy: a hook may remove itself.
+void fire_grad_ready(const Tensor& leaf) {
+  if (leaf.impl()->grad_ready_hooks.empty()) return;
+  const auto hooks = leaf.impl()->grad_ready_hooks;
+  for (const auto& h : hooks) h.second(leaf);
+}
+
+// Gradients still to reach each leaf in this backward: one per edge from a node of the graph to
+// the leaf. A leaf is complete when its count drops to zero (every node that reads it has run or
+// was skipped); `received` says whether any of those edges brought a gradient.
+struct LeafCount {
+  int remaining = 0;
+  bool received = false;
+};
+bool is_hooked_leaf(const Tensor& t) {
+  return t.defined() && !t.grad_fn() && t.requires_grad() && !t.impl()->grad_ready_hooks.empty();
+}
 }  // namespace
+
+GradReadyHookHandle& GradReadyHookHandle::operator=(GradReadyHookHandle&& o) noexcept {
+  if (this != &o) {
+    reset();
+    leaf_ = std::move(o.leaf_);
+    id_ = o.id_;
+    o.id_ = 0;
+  }
+  return *this;
+}
+
+void GradReadyHookHandle::reset() {
+  if (leaf_.defined()) {
+    auto& hooks = leaf_.impl()->grad_ready_hooks;
+    for (auto it = hooks.begin(); it != hooks.end(); ++it)
+      if (it->first == id_) {
+        hooks.erase(it);
+        break;
+      }
+  }
+  leaf_ = Tensor();
+  id_ = 0;
+}
+
+GradReadyHookHandle add_grad_ready_hook(const Tensor& leaf, GradReadyHook hook) {
+  EMBER_CHECK(leaf.defined(), "add_grad_ready_hook: undefined tensor");
+  EMBER_CHECK(!leaf.grad_fn() && leaf.requires_grad(),
+              "add_grad_ready_hook: the tensor of shape " << leaf.shape()
+                                                          << " is not a leaf that requires a gradient (a parameter)");
+  EMBER_CHECK(hook, "add_grad_ready_hook: empty callback");
+  static std::atomic<int64_t> next_id{1};
+  const int64_t id = next_id++;
+  leaf.impl()->grad_ready_hooks.emplace_back(id, std::move(hook));
+  return GradReadyHookHandle(leaf, id);
+}
 
 bool grad_enabled() { return g_grad_enabled; }
 bool in_backward() { return g_in_backward; }
@@ -75,6 +129,7 @@ void run_backward(const Tensor& root, const Tensor& grad_in) {
 
   if (root.is_leaf()) {
     root.impl()->grad = root.grad().defined() ? sum_of(root.grad(), grad) : grad;
+    fire_grad_ready(root);
     return;
   }
 
@@ -99,6 +154,12 @@ void run_backward(const Tensor& root, const Tensor& grad_in) {
       stack.pop_back();
     }
   }
+
+  // Edges into hooked leaves, so that their hooks fire as soon as their gradient is complete.
+  std::unordered_map<TensorImpl*, LeafCount> leaf_counts;
+  for (const auto& node : order)
+    for (const Tensor& in : node->inputs)
+      if (is_hooked_leaf(in)) ++leaf_counts[in.impl()].remaining;
 
   // Walk outputs before inputs, summing the gradients that reach each node's output.
   std::unordered_map<Node*, Tensor> pending;
@@ -125,9 +186,22 @@ void run_backward(const Tensor& root, const Tensor& grad_in) {
           else p->second = sum_of(p->second, gi);
         } else {
           in.impl()->grad = in.grad().defined() ? sum_of(in.grad(), gi) : gi;
+          if (!leaf_counts.empty()) {
+            auto c = leaf_counts.find(in.impl());
+            if (c != leaf_counts.end()) c->second.received = true;
+          }
         }
       }
     }
+    // This node's edges into hooked leaves are settled, whether it ran or got no gradient.
+    if (!leaf_counts.empty())
+      for (const Tensor& in : node->inputs) {
+        auto c = leaf_counts.find(in.defined() ? in.impl() : nullptr);
+        if (c == leaf_counts.end() || --c->second.remaining > 0) continue;
+        const bool received = c->second.received;
+        leaf_counts.erase(c);
+        if (received) fire_grad_ready(in);
+      }
     // Free what the node saved; the graph cannot be walked again.
     node->backward = nullptr;
     node->inputs.clear();

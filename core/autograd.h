@@ -61,4 +61,40 @@ bool any_requires_grad(const std::vector<Tensor>& ts);
 // The engine; Tensor::backward calls it.
 void run_backward(const Tensor& root, const Tensor& grad);
 
+// ---- gradient-ready hooks (PyTorch's post-accumulate-grad hooks, which DDP overlaps with) ----
+// A callback on a leaf that requires a gradient, called by backward() once the leaf's gradient
+// for that backward is complete. The guarantee:
+//   * WHEN: after the last contribution of this backward has been added to leaf.grad() (so
+//     .grad() holds the final value, accumulated onto any earlier .grad() as usual), before
+//     backward() returns, and while backward still walks the rest of the graph (that is the
+//     point: work on this gradient can start early). Exactly once per backward() in which the
+//     leaf received a gradient; never for a leaf that got none (not reached, or every path
+//     returned no gradient). A leaf used several times fires once, after its last use.
+//   * THREAD: the thread that called backward(), with grad mode off and in_backward() true.
+//   * ORDER: leaves in the order their gradients complete (roughly reverse forward order; not
+//     a stable contract beyond that); the hooks of one leaf in the order they were added.
+//   * A hook may read or copy .grad() and the leaf; it must not call backward() or change which
+//     leaves exist. An exception from a hook aborts the backward and propagates.
+using GradReadyHook = std::function<void(const Tensor& leaf)>;
+
+// Removes its hook when destroyed (or on reset()); movable, not copyable. Holds the leaf.
+class GradReadyHookHandle {
+ public:
+  GradReadyHookHandle() = default;
+  GradReadyHookHandle(Tensor leaf, int64_t id) : leaf_(std::move(leaf)), id_(id) {}
+  ~GradReadyHookHandle() { reset(); }
+  GradReadyHookHandle(GradReadyHookHandle&& o) noexcept : leaf_(std::move(o.leaf_)), id_(o.id_) { o.id_ = 0; }
+  GradReadyHookHandle& operator=(GradReadyHookHandle&& o) noexcept;
+  GradReadyHookHandle(const GradReadyHookHandle&) = delete;
+  GradReadyHookHandle& operator=(const GradReadyHookHandle&) = delete;
+  void reset();
+
+ private:
+  Tensor leaf_;
+  int64_t id_ = 0;
+};
+
+// Adds `hook` to `leaf` (a tensor without grad_fn that requires a gradient).
+[[nodiscard]] GradReadyHookHandle add_grad_ready_hook(const Tensor& leaf, GradReadyHook hook);
+
 }  // namespace ember

@@ -9,7 +9,9 @@
 // array to the one op that needs them (cross_entropy). One dtype keeps every kernel simple.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "core/device.h"
@@ -89,6 +91,9 @@ struct TensorImpl {
   bool requires_grad = false;
   Tensor grad;
   std::shared_ptr<Node> grad_fn;
+  // Leaves: callbacks run when a backward has completed this tensor's gradient (autograd.h,
+  // add_grad_ready_hook), by id so that their owners can remove them.
+  std::vector<std::pair<int64_t, std::function<void(const Tensor&)>>> grad_ready_hooks;
 };
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);  // shape, device and a few values

@@ -123,3 +123,86 @@ TEST_CASE("autograd: an input used by two different ops gets both gradients", "[
   CHECK(test::rel_err(x.grad(), ref) < 1e-6);
   CHECK(test::rel_err(w.grad(), xd) == 0.0);
 }
+
+// Gradient-ready hooks (autograd.h): what DataParallel overlaps its all-reduce with.
+namespace {
+// Records, per call, which leaf fired and a copy of its .grad() at that moment.
+struct HookLog {
+  std::vector<std::pair<std::string, std::vector<float>>> calls;
+  GradReadyHookHandle watch(const Tensor& leaf, const std::string& name) {
+    return add_grad_ready_hook(leaf, [this, name](const Tensor& t) { calls.emplace_back(name, t.grad().to_vector()); });
+  }
+  int count(const std::string& name) const {
+    int n = 0;
+    for (const auto& c : calls) n += c.first == name;
+    return n;
+  }
+};
+}  // namespace
+
+TEST_CASE("autograd: a gradient-ready hook fires once per backward with the final gradient", "[autograd]") {
+  // x is used three times (x*x and +x): the hook must see 2x + 1 complete, not a partial sum.
+  Tensor x = Tensor::from_vector({1.f, -2.f, 3.f}, Shape{3});
+  x.requires_grad_();
+  Tensor w = Tensor::from_vector({0.5f, 4.f, -1.f}, Shape{3});
+  w.requires_grad_();
+  HookLog log;
+  GradReadyHookHandle hx = log.watch(x, "x"), hw = log.watch(w, "w");
+  ops::sum(ops::add(ops::mul(ops::mul(x, x), w), x)).backward();  // d/dx = 2xw + 1, d/dw = x^2
+  REQUIRE(log.count("x") == 1);
+  REQUIRE(log.count("w") == 1);
+  for (const auto& [name, g] : log.calls) {
+    const std::vector<float> expect = name == "x" ? std::vector<float>{2.f, -15.f, -5.f} : std::vector<float>{1.f, 4.f, 9.f};
+    CHECK(g == expect);
+  }
+  // A second backward fires again, with .grad() accumulated over both.
+  ops::sum(ops::scale(x, 2.f)).backward();
+  REQUIRE(log.count("x") == 2);
+  CHECK(log.count("w") == 1);  // w is not in that graph
+  CHECK(log.calls.back().second == (std::vector<float>{4.f, -13.f, -3.f}));
+  // Once the handle is gone the hook is.
+  hx.reset();
+  ops::sum(x).backward();
+  CHECK(log.count("x") == 2);
+}
+
+TEST_CASE("autograd: a gradient-ready hook fires before the rest of the graph is walked", "[autograd]") {
+  // a is read only by the last op of the forward, so its gradient is complete first: its hook
+  // must run before b's (whose gradient needs the whole graph), i.e. during backward.
+  Tensor a = test::random_param(Shape{4}, 11), b = test::random_param(Shape{4}, 12);
+  HookLog log;
+  GradReadyHookHandle ha = log.watch(a, "a"), hb = log.watch(b, "b");
+  Tensor h = ops::mul(ops::mul(b, b), b);
+  ops::sum(ops::mul(h, a)).backward();
+  REQUIRE(log.calls.size() == 2);
+  CHECK(log.calls[0].first == "a");
+  CHECK(log.calls[1].first == "b");
+}
+
+TEST_CASE("autograd: no gradient-ready hook for a leaf that got no gradient", "[autograd]") {
+  Tensor x = test::random_param(Shape{3}, 13), unused = test::random_param(Shape{3}, 14);
+  Tensor blocked = test::random_param(Shape{3}, 15);
+  HookLog log;
+  GradReadyHookHandle hx = log.watch(x, "x"), hu = log.watch(unused, "unused"), hb = log.watch(blocked, "blocked");
+  // An op whose backward returns no gradient for its second input: `blocked` is in the graph
+  // but receives nothing.
+  Tensor y = ops::add(x, x);
+  record("first_only", y, {x, blocked}, [](const Tensor& g) { return std::vector<Tensor>{g, Tensor()}; });
+  ops::sum(y).backward();
+  CHECK(log.count("x") == 1);
+  CHECK(log.count("unused") == 0);
+  CHECK(log.count("blocked") == 0);
+  CHECK_FALSE(blocked.grad().defined());
+}
+
+TEST_CASE("autograd: a gradient-ready hook on a leaf loss and on bad input", "[autograd]") {
+  Tensor x = test::random_param(Shape{1}, 16);
+  HookLog log;
+  GradReadyHookHandle hx = log.watch(x, "x");
+  x.backward();
+  CHECK(log.count("x") == 1);
+  Tensor plain = Tensor::zeros(Shape{2});
+  REQUIRE_THROWS_WITH(add_grad_ready_hook(plain, [](const Tensor&) {}), Catch::Contains("not a leaf that requires"));
+  Tensor nonleaf = ops::scale(x, 2.f);
+  REQUIRE_THROWS_WITH(add_grad_ready_hook(nonleaf, [](const Tensor&) {}), Catch::Contains("not a leaf"));
+}

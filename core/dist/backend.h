@@ -5,6 +5,9 @@
 #include <memory>
 #include <string>
 
+#include "core/dist/process_group.h"
+#include "core/tensor.h"
+
 namespace ember::dist {
 
 class Backend {
@@ -13,6 +16,9 @@ class Backend {
   virtual std::string name() const = 0;
   // Sums n floats in place over all ranks (host pointers for MPI, device pointers for NCCL).
   virtual void all_reduce_sum(float* data, int64_t n) = 0;
+  // all_reduce_sum started without waiting: MPI_Iallreduce; NCCL on its communication stream.
+  // The default runs the blocking one and returns it finished.
+  virtual std::unique_ptr<PendingCollective> all_reduce_sum_async(float* data, int64_t n);
   virtual void broadcast(void* data, int64_t bytes, int root) = 0;
   virtual void barrier() = 0;
 };
@@ -20,6 +26,12 @@ class Backend {
 struct WorldInfo {
   int rank = 0, size = 1, local_rank = 0;
 };
+
+// Helpers of the group and the gradient reducer (process_group.cpp).
+// A view of `shape` of `flat`'s data from element `offset`: the slots of a bucket.
+Tensor slot(const Tensor& flat, int64_t offset, const Shape& shape);
+// t *= alpha elementwise, in place, outside autograd (the averaging step after a sum).
+void scale_in_place(Tensor& t, float alpha);
 
 // Did a launcher (mpirun, srun with PMI/PMIx) start this process as part of a job of several?
 bool launched_by_mpi();

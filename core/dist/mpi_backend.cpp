@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
+#include <vector>
 
 #include "core/dist/backend.h"
 #include "core/error.h"
@@ -27,9 +28,36 @@ void check_mpi(int rc, const char* call) {
 // MPI counts are int: long buffers go in pieces of at most this many elements.
 constexpr int64_t kMaxCount = INT_MAX / 2;
 
+// MPI_Iallreduce requests (one per piece of at most kMaxCount elements).
+class MpiPending : public PendingCollective {
+ public:
+  explicit MpiPending(std::vector<MPI_Request> requests) : requests_(std::move(requests)) {}
+  bool test() override {
+    int done = 0;
+    EMBER_MPI_CHECK(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &done, MPI_STATUSES_IGNORE));
+    return done != 0;
+  }
+  void wait() override {
+    EMBER_MPI_CHECK(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE));
+  }
+
+ private:
+  std::vector<MPI_Request> requests_;  // MPI_REQUEST_NULL once complete
+};
+
 class MpiBackend : public Backend {
  public:
   std::string name() const override { return "mpi"; }
+  std::unique_ptr<PendingCollective> all_reduce_sum_async(float* data, int64_t n) override {
+    std::vector<MPI_Request> requests;
+    for (int64_t off = 0; off < n; off += kMaxCount) {
+      const int count = static_cast<int>(std::min(kMaxCount, n - off));
+      requests.push_back(MPI_REQUEST_NULL);
+      EMBER_MPI_CHECK(
+          MPI_Iallreduce(MPI_IN_PLACE, data + off, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &requests.back()));
+    }
+    return std::make_unique<MpiPending>(std::move(requests));
+  }
   void all_reduce_sum(float* data, int64_t n) override {
     for (int64_t off = 0; off < n; off += kMaxCount) {
       const int count = static_cast<int>(std::min(kMaxCount, n - off));

@@ -116,7 +116,8 @@ double timeout_from_env() {
   return t;
 }
 
-// A view of `n` elements of `flat` from element `offset`, with `shape`: the buckets' slots.
+}  // namespace
+
 Tensor slot(const Tensor& flat, int64_t offset, const Shape& shape) {
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = flat.impl()->storage;
@@ -135,7 +136,19 @@ void scale_in_place(Tensor& t, float alpha) {
   }
 }
 
+namespace {
+// A collective that finished before it was returned.
+class Finished : public PendingCollective {
+ public:
+  bool test() override { return true; }
+  void wait() override {}
+};
 }  // namespace
+
+std::unique_ptr<PendingCollective> Backend::all_reduce_sum_async(float* data, int64_t n) {
+  all_reduce_sum(data, n);
+  return std::make_unique<Finished>();
+}
 
 std::unique_ptr<ProcessGroup> ProcessGroup::single() { return std::unique_ptr<ProcessGroup>(new ProcessGroup()); }
 
@@ -186,6 +199,20 @@ void ProcessGroup::all_reduce(Tensor& t, ReduceOp op) {
     t.copy_(host);
   }
   if (op == ReduceOp::Average) scale_in_place(t, 1.0f / static_cast<float>(size_));
+}
+
+std::unique_ptr<PendingCollective> ProcessGroup::start_all_reduce_sum(Tensor& t) {
+  EMBER_CHECK(t.defined(), "start_all_reduce_sum: undefined tensor");
+  if (size_ == 1) return std::make_unique<Finished>();
+  if (t.device() == Device::CPU || nccl_) return backend_for(t.device()).all_reduce_sum_async(t.data(), t.numel());
+  all_reduce(t, ReduceOp::Sum);  // CUDA tensor without NCCL: through host memory, blocking
+  return std::make_unique<Finished>();
+}
+
+void ProcessGroup::wait(PendingCollective& p) {
+  if (size_ == 1) return;
+  Watched w("all_reduce (waiting for a gradient bucket)");
+  p.wait();
 }
 
 void ProcessGroup::broadcast(Tensor& t, int root) {

@@ -26,6 +26,20 @@ enum class ReduceOp { Sum, Average };
 
 class Backend;
 
+// A collective started without waiting for it (ProcessGroup::start_all_reduce_sum,
+// Backend::all_reduce_sum_async): the buffer must stay untouched until wait() returns.
+// Destroying one that was not waited for leaves the transport's request behind (only on error
+// paths, where the process is about to exit).
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  // Has it finished? Cheap, never blocks; for MPI it also lets the library progress it (Open
+  // MPI moves a non-blocking collective forward only inside MPI calls).
+  virtual bool test() = 0;
+  // Blocks until it has finished (the caller times this wait with the watchdog).
+  virtual void wait() = 0;
+};
+
 class ProcessGroup {
  public:
   // Joins the job mpirun started (Open MPI's OMPI_COMM_WORLD_SIZE, or PMI_SIZE / PMIX_RANK for
@@ -51,6 +65,12 @@ class ProcessGroup {
   void all_reduce(Tensor& t, ReduceOp op = ReduceOp::Sum);
   void broadcast(Tensor& t, int root = 0);
   void barrier();
+  // A sum all-reduce of `t` started without waiting (MPI_Iallreduce; NCCL on its communication
+  // stream); `t` must stay untouched until wait(). Every rank must start the same collectives in
+  // the same order. CUDA tensors without NCCL go through host memory and finish at once.
+  std::unique_ptr<PendingCollective> start_all_reduce_sum(Tensor& t);
+  // Waits for a started collective, under the watchdog.
+  void wait(PendingCollective& p);
   // Host buffers (statistics, hashes, flags). Double sums keep small per-channel sums exact.
   void all_reduce(double* data, int64_t n, ReduceOp op = ReduceOp::Sum);
   void broadcast_bytes(void* data, int64_t bytes, int root = 0);

@@ -127,6 +127,8 @@ const std::vector<ResumeFlag>& resume_flags() {
       flag_of("--device", false, &TrainConfig::device),
       flag_of("--deterministic", false, &TrainConfig::deterministic),
       flag_of("--sync-bn", false, &TrainConfig::sync_bn),
+      flag_of("--no-overlap", false, &TrainConfig::grad_overlap),
+      flag_of("--bucket-mb", false, &TrainConfig::bucket_mb),
   };
   return flags;
 }
@@ -168,6 +170,8 @@ void TrainConfig::check_flags(const std::set<std::string>& given) const {
                                 << "or --data DIR for a folder of images at 32, 64 or 128");
     EMBER_INPUT_CHECK(!given.count("--crop"), "--crop applies to a --data folder only, not to Fashion-MNIST");
   }
+  EMBER_INPUT_CHECK(std::isfinite(bucket_mb) && bucket_mb > 0 && bucket_mb <= 4096,
+                    "--bucket-mb must be in (0, 4096] (megabytes per gradient bucket), got " << bucket_mb);
   EMBER_INPUT_CHECK(crop >= 0, "--crop must be >= 0 (0 = the default for --size), got " << crop);
   EMBER_INPUT_CHECK(arch == "sagan" || arch == "sagan-resnet" || arch == "dcgan",
                     "--arch must be sagan, sagan-resnet or dcgan, got '" << arch << "'");

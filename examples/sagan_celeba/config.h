@@ -38,6 +38,10 @@ struct TrainConfig {
   int channels = 3;            // set from the data
   bool sync_bn = false;        // data-parallel: BatchNorm statistics over the global batch (--sync-bn)
   int world_size = 1;          // processes of the run (mpirun -np): set at start, saved for resume
+  // data-parallel gradient averaging: buckets started during backward (--no-overlap: after it),
+  // of at most bucket_mb MB (--bucket-mb). Not saved: they change timing, never results.
+  bool grad_overlap = true;
+  double bucket_mb = 25;
 
   std::string to_json() const;
   static TrainConfig from_json(const std::string& json);

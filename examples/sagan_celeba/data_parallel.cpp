@@ -1,6 +1,7 @@
 // DataParallel (data_parallel.h): the data-parallel hooks of the training loop.
 #include "examples/sagan_celeba/data_parallel.h"
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -93,11 +94,57 @@ Tensor DataParallel::noise(Generator& gen, int64_t B, int64_t z_dim, Device d) c
   return ops::narrow(randn(Shape{B * world(), z_dim}, gen, d), rank() * B, B);
 }
 
+void DataParallel::set_gradient_options(bool overlap, double bucket_mb) {
+  EMBER_CHECK(reducers_.empty(), "DataParallel: gradient options set after the first backward");
+  EMBER_CHECK(bucket_mb > 0, "DataParallel: bucket size " << bucket_mb << " MB");
+  reducer_options_.overlap = overlap;
+  reducer_options_.bucket_bytes = std::max<int64_t>(sizeof(float), static_cast<int64_t>(bucket_mb * (1 << 20)));
+  // DDP's first bucket (1 MB) starts communication early; never larger than the others.
+  reducer_options_.first_bucket_bytes = std::min<int64_t>(int64_t(1) << 20, reducer_options_.bucket_bytes);
+  // EMBER_DIST_POLL=0: the hooks do not test the started buckets (the benchmark's question: does
+  // MPI progress them on its own while backward runs?).
+  const char* poll = std::getenv("EMBER_DIST_POLL");
+  EMBER_INPUT_CHECK(!poll || std::string(poll) == "0" || std::string(poll) == "1",
+                    "EMBER_DIST_POLL='" << poll << "': expected 0 or 1");
+  reducer_options_.poll = !poll || std::string(poll) != "0";
+}
+
+dist::GradientReducer& DataParallel::reducer(Module& m) {
+  auto& r = reducers_[&m];
+  if (!r) r = std::make_unique<dist::GradientReducer>(*pg_, m.parameters(), reducer_options_);
+  return *r;
+}
+
+void DataParallel::backward_starts(Module& m) {
+  if (world() == 1) return;
+  reducer(m).prepare();
+}
+
 void DataParallel::average_gradients(Module& m) {
   if (world() == 1) return;
   const auto t0 = std::chrono::steady_clock::now();
-  pg_->average_gradients(m.parameters());
+  reducer(m).finish();
   grad_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string DataParallel::gradient_summary() const {
+  int64_t buckets = 0, in_backward = 0, done = 0;
+  double wait = 0;
+  int per_round = 0;
+  for (const auto& [m, r] : reducers_) {
+    const dist::ReducerStats& st = r->stats();
+    buckets += st.buckets_started, in_backward += st.started_in_backward, done += st.done_before_finish;
+    wait += st.wait_seconds, per_round += r->bucket_count();
+  }
+  char line[320];
+  std::snprintf(line, sizeof line,
+                "%s%s; %d bucket(s) for G and D; %lld of %lld all-reduces started during backward, %lld finished "
+                "before it ended; %.2f s waiting for them after backward",
+                reducer_options_.overlap ? "overlapped with backward" : "after backward (--no-overlap)",
+                reducer_options_.overlap && !reducer_options_.poll ? " (EMBER_DIST_POLL=0)" : "", per_round,
+                static_cast<long long>(in_backward), static_cast<long long>(buckets), static_cast<long long>(done),
+                wait);
+  return line;
 }
 
 void DataParallel::sync_buffers(Run& run) {

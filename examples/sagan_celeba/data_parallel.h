@@ -4,9 +4,11 @@
 // hook is a no-op and the run is exactly the one-process run.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
+#include "core/dist/gradient_reducer.h"
 #include "core/dist/process_group.h"
 #include "core/rng.h"
 #include "examples/common/loader.h"
@@ -33,11 +35,18 @@ class DataParallel {
   // This rank's noise [B, z_dim]: rows [rank*B, (rank+1)*B) of the global batch's draw, i.e. its
   // own Philox counters (offset rank*B*z_dim/4 blocks); every rank advances `gen` identically.
   ember::Tensor noise(ember::Generator& gen, int64_t B, int64_t z_dim, ember::Device d) const;
-  // Between backward and the optimiser step: every parameter's gradient becomes the mean over ranks.
-  // Runs after backward has finished: none of it overlaps with backward (see the README).
+  // How gradients are averaged (--no-overlap, --bucket-mb): before the first backward_starts().
+  void set_gradient_options(bool overlap, double bucket_mb);
+  // Before m's backward: arms the gradient-ready hooks of m's parameters, so that each bucket's
+  // all-reduce starts during backward once its last gradient is complete (gradient_reducer.h).
+  void backward_starts(ember::Module& m);
+  // Between backward and the optimiser step: starts the buckets backward did not, waits for all,
+  // and every parameter's gradient becomes the mean over ranks (bitwise the after-backward path).
   void average_gradients(ember::Module& m);
-  // Seconds spent in average_gradients so far (for the closing line of the log).
+  // Seconds spent in average_gradients so far: the communication backward did not hide.
   double gradient_seconds() const { return grad_seconds_; }
+  // The closing line's account: buckets, how many started during backward, time waited.
+  std::string gradient_summary() const;
   // After each step without --sync-bn: rank 0's buffers (BatchNorm running statistics) replace
   // the others', as DDP's broadcast_buffers does, so checkpoints and eval use one set.
   void sync_buffers(Run& run);
@@ -50,7 +59,10 @@ class DataParallel {
   uint64_t check_in_sync(Run& run);
 
  private:
+  ember::dist::GradientReducer& reducer(ember::Module& m);
   std::unique_ptr<ember::dist::ProcessGroup> pg_;
+  ember::dist::ReducerOptions reducer_options_;
+  std::map<ember::Module*, std::unique_ptr<ember::dist::GradientReducer>> reducers_;  // G's and D's
   double grad_seconds_ = 0;
 };
 

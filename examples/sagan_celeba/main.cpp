@@ -53,6 +53,10 @@ int main(int argc, char** argv) {
   train->add_flag("--resume", cfg.resume, "Continue from the newest checkpoint in --out");
   train->add_flag("--sync-bn", cfg.sync_bn,
                   "Under mpirun: BatchNorm statistics over the global batch (N x --batch), as one process would");
+  train->add_flag("!--no-overlap", cfg.grad_overlap,
+                  "Under mpirun: average gradients after backward instead of starting buckets during it");
+  train->add_option("--bucket-mb", cfg.bucket_mb, "Under mpirun: gradient bucket size in MB (DDP's bucket_cap_mb)")
+      ->capture_default_str();
   bool profile = false;
   train->add_flag("--profile", profile, "At exit, print the time per op (as EMBER_PROFILE=1 does)");
 

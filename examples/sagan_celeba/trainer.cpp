@@ -253,6 +253,7 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
     if (dp.writer())
       std::printf("resumed from %s at step %lld\n", resume_from.c_str(), static_cast<long long>(run.step));
   }
+  dp.set_gradient_options(cfg.grad_overlap, cfg.bucket_mb);
   dp.start(run, cfg.sync_bn);
   if (run.step >= cfg.steps) {
     std::printf("nothing to do: the run is at step %lld of %lld\n", static_cast<long long>(run.step),
@@ -326,6 +327,7 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
       Tensor loss_d = run.gan.hinge ? models::d_loss_hinge(d.real, d.fake) : models::d_loss_bce(d.real, d.fake);
       finite_loss(loss_d, step, "the discriminator loss", last_checkpoint);
       run.opt_D->zero_grad();
+      dp.backward_starts(*run.gan.D);
       loss_d.backward();
       dp.average_gradients(*run.gan.D);
       run.opt_D->step();
@@ -339,6 +341,7 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
     Tensor loss_g = run.gan.hinge ? models::g_loss_hinge(logits) : models::g_loss_bce(logits);
     finite_loss(loss_g, step, "the generator loss", last_checkpoint);
     run.opt_G->zero_grad();
+    dp.backward_starts(*run.gan.G);
     loss_g.backward();
     dp.average_gradients(*run.gan.G);
     run.opt_G->step();
@@ -413,8 +416,8 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
   }
   if (dp.writer() && dp.world() > 1) {
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-    std::printf("data parallel: gradient all-reduce %.2f s of %.2f s of training (%.1f%%), after backward (no overlap)\n",
-                dp.gradient_seconds(), total, 100.0 * dp.gradient_seconds() / std::max(total, 1e-9));
+    std::printf("data parallel: gradient all-reduce %.2f s of %.2f s of training (%.1f%%), %s\n", dp.gradient_seconds(),
+                total, 100.0 * dp.gradient_seconds() / std::max(total, 1e-9), dp.gradient_summary().c_str());
   }
   if (dp.writer())
     std::printf("done: %lld steps; samples in %s, checkpoints in %s, metrics in %s/metrics.csv\n",

@@ -2,6 +2,7 @@
 // against the CPU batch-norm kernel, and NCCL's backend with a one-GPU communicator (init,
 // all-reduce, broadcast, barrier, teardown). Two or more GPUs: scripts/gpu_check.sh's notes and
 // the README (NCCL across several ranks needs mpirun and one process per GPU).
+#include <cmath>
 #include <vector>
 
 #include "core/autograd.h"
@@ -57,5 +58,30 @@ TEST_CASE("dist: NCCL communicator of one GPU initialises, reduces, broadcasts a
   nccl->barrier();
   CHECK_THROWS_WITH(dist::make_nccl_backend(nullptr, dist::WorldInfo{0, 2, 0}), Catch::Contains("bootstrap"));
   nccl.reset();  // ncclCommDestroy
+}
+#endif
+
+#ifdef EMBER_WITH_NCCL
+TEST_CASE("dist: NCCL all-reduce started on its own stream follows ember's stream and is waited for", "[cuda][dist][nccl][library]") {
+  // The gradient buckets' path (all_reduce_sum_async): the buffer is written by a kernel queued on
+  // ember's stream just before the start; the collective on the communication stream must see
+  // those values (event dependency), and wait() must order ember's stream after it.
+  dist::WorldInfo one;
+  std::unique_ptr<dist::Backend> nccl = dist::make_nccl_backend(nullptr, one);
+  for (int64_t n : {int64_t(1), int64_t(4097), int64_t(3 << 20) + 5}) {
+    INFO("n = " << n);
+    Tensor host = random_tensor(Shape{n}, 6);
+    Tensor src = host.to(Device::CUDA);
+    Tensor t = Tensor::full(Shape{n}, std::nanf(""), Device::CUDA);
+    t.copy_(ops::scale(src, 2.0f));  // kernels on ember's stream
+    std::unique_ptr<dist::PendingCollective> p = nccl->all_reduce_sum_async(t.data(), n);
+    p->wait();
+    Tensor after = ops::add_scalar(t, 1.0f);  // ember's stream, after the wait
+    CHECK(p->test());
+    const std::vector<float> h = host.to_vector(), got = after.to(Device::CPU).to_vector();
+    bool exact = true;
+    for (int64_t i = 0; i < n && exact; ++i) exact = got[i] == 2.0f * h[i] + 1.0f;
+    CHECK(exact);
+  }
 }
 #endif

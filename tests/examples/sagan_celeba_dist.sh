@@ -3,7 +3,9 @@
 # 2 MPI processes of 1 thread, a tiny SAGAN on Fashion-MNIST:
 #   1. 2 processes x batch 4 with --sync-bn --deterministic log the same losses (relative 1e-5, plus
 #      the 6 printed decimals) and end with the same weights and Adam state (relative error <= 1e-5)
-#      as 1 process x batch 8, over 5 steps with one D and one G step each;
+#      as 1 process x batch 8, over 5 steps with one D and one G step each; small gradient buckets
+#      (--bucket-mb 0.02: several per model) started during backward, and the same run with
+#      --no-overlap (buckets after backward) ends with bitwise the same checkpoint;
 #   2. the ranks' states are bitwise identical (the state hash every rank checks at a checkpoint,
 #      with and without --sync-bn), and a rank whose weights are changed is caught;
 #   3. the checkpoint written by 2 processes resumes in 1 process and continues;
@@ -22,8 +24,17 @@ ck5=checkpoints/step_00000005.safetensors
 
 # 1. One process x 8 against two x 4.
 "$BIN" train --out "$T/one" $ARGS --sync-bn --batch 8 --steps 5 >"$T/one.log" 2>&1 || { cat "$T/one.log"; fail "1 process"; }
-"${MPIRUN[@]}" "$BIN" train --out "$T/two" $ARGS --sync-bn --batch 4 --steps 5 >"$T/two.log" 2>&1 \
+"${MPIRUN[@]}" "$BIN" train --out "$T/two" $ARGS --sync-bn --batch 4 --steps 5 --bucket-mb 0.02 >"$T/two.log" 2>&1 \
   || { cat "$T/two.log"; fail "2 processes"; }
+# Every bucket (10 steps x G's and D's) started from a hook during backward.
+grep -Eq "gradient all-reduce .* overlapped with backward; [0-9]+ bucket\(s\) for G and D; ([0-9]+) of \1 all-reduces started during backward" "$T/two.log" \
+  || fail "the buckets did not all start during backward: $(grep 'gradient all-reduce' "$T/two.log")"
+"${MPIRUN[@]}" "$BIN" train --out "$T/after" $ARGS --sync-bn --batch 4 --steps 5 --bucket-mb 0.02 --no-overlap \
+  >"$T/after.log" 2>&1 || { cat "$T/after.log"; fail "2 processes with --no-overlap"; }
+grep -q "after backward (--no-overlap); .* 0 of [0-9]* all-reduces started during backward" "$T/after.log" \
+  || fail "--no-overlap: $(grep 'gradient all-reduce' "$T/after.log")"
+"$CMP" "$T/two/$ck5" "$T/after/$ck5" 0 >"$T/cmp_overlap.txt" \
+  || { cat "$T/cmp_overlap.txt"; fail "overlapped and after-backward averaging differ"; }
 grep -q "global batch 8" "$T/two.log" || fail "the log does not state the global batch: $(head -5 "$T/two.log")"
 [ "$(grep -c '^sagan_celeba:' "$T/two.log")" -eq 1 ] || fail "more than one rank printed the header"
 [ "$(wc -l < "$T/two/metrics.csv")" -eq 6 ] || fail "2 processes: expected a header and 5 metric lines (rank 0 alone writes)"
