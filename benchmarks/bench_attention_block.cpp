@@ -11,7 +11,8 @@
 // CPU rows are measured wherever this runs; CUDA rows only where a GPU is (otherwise the table
 // says "to be measured by the GPU check"). Before timing, the fused output is checked against
 // the composed one (relative error in the last column).
-//   usage: bench_attention_block [--b B] [--reps R]
+// First, the cost of recomputing att against keeping it (the article epilogue's decision).
+//   usage: bench_attention_block [--b B] [--reps R] [--blocks 0: that first table only]
 #include <chrono>
 #include <cstdio>
 #include <sstream>
@@ -131,12 +132,37 @@ void bench_device(Device d, const std::vector<Case>& cases, int64_t B, int reps)
   }
 }
 
+// The article epilogue's decision (kernels/cuda/attention_block.cu, docs/kernels.md "The fused
+// block"): backward needs att; recomputing it costs an attention forward, keeping it a write and a
+// read of att. Times both at the article's 32x32 map (C = 64: dk = 8, dv = 64, N = M = 1024).
+void bench_recompute(Device d, int64_t B, int reps) {
+  Generator gen(13);
+  const int64_t dk = 8, dv = 64, N = 1024;
+  Tensor q = uniform(Shape{B, dk, N}, gen, 1.0f, d), k = uniform(Shape{B, dk, N}, gen, 1.0f, d);
+  Tensor v = uniform(Shape{B, dv, N}, gen, 1.0f, d);
+  NoGradGuard ng;
+  Tensor att = ops::attention(q, k, v);
+  const double fwd = bench::cpu_median_us([&] { Tensor o = ops::attention(q, k, v); sync(d); }, reps);
+  const double copy = bench::cpu_median_us([&] { Tensor c = att.clone(); sync(d); }, reps);
+  std::printf("%-4s B%lld dk%lld dv%lld N=M=%lld: attention forward %.3f ms, copy of att (%.1f MB) %.3f ms: x%.0f\n",
+              d == Device::CPU ? "cpu" : "cuda", static_cast<long long>(B), static_cast<long long>(dk),
+              static_cast<long long>(dv), static_cast<long long>(N), fwd / 1e3, 4e-6 * B * dv * N, copy / 1e3,
+              fwd / copy);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const int64_t B = bench::arg_int(argc, argv, "--b", 64);
   const int reps = bench::arg_int(argc, argv, "--reps", 3);
+  const bool blocks = bench::arg_int(argc, argv, "--blocks", 1) != 0;
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // rows appear as they are measured
+  std::printf("## att kept for backward or recomputed (the article epilogue)\n");
+  bench_recompute(Device::CPU, B, reps);
+#ifdef EMBER_WITH_CUDA
+  if (cuda_available()) bench_recompute(Device::CUDA, B, reps);
+#endif
+  if (!blocks) return 0;
   const std::vector<Case> cases = {
       {"SAGAN-128/64", 64, 32, 32, false}, {"SAGAN-32", 128, 16, 16, false}, {"ResNet-G", 256, 32, 32, true},
       {"ResNet-D", 128, 32, 32, true},     {"ResNet-G-32", 512, 16, 16, true},

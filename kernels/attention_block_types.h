@@ -20,8 +20,12 @@ using BlockWeights = BlockWeight[4];
 // v [B, dv, M], att [B, dv, N] (the attention core's output), lse [B, N]. The CPU also keeps,
 // in the official variant, kfull [B, dk, H, W] and vfull [B, dv, H, W] (the maps before the
 // pooling); the CUDA backward recomputes them (see kernels/cuda/attention_block.cu).
+// for_backward (set by the op before forward): false in eval / no-grad, where forward may skip
+// what only backward reads (the CUDA article variant then never writes att: its epilogue
+// y = gamma att + x is applied in the attention kernel's store).
 struct BlockSaved {
   Tensor q, k, v, att, lse, kfull, vfull;
+  bool for_backward = true;
 };
 
 }  // namespace ember

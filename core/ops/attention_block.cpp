@@ -1,7 +1,8 @@
 // Op entry for the SAGAN self-attention block (ops::self_attention_block): the whole block as
 // one differentiable op, spectral norm applied as 1/sigma inside the projections (W / sigma is
-// never formed). CPU: the float kernels of kernels/cpu/attention_block.cpp. CUDA: the composed
-// ops (self_attention_block_composed) until the fused CUDA kernels land.
+// never formed). CPU: the float kernels of kernels/cpu/attention_block.cpp. CUDA: the fused
+// kernels of kernels/cuda/attention_block.cu. In eval / no-grad, forward is told that nothing
+// will be saved (BlockSaved::for_backward), so the CUDA article variant writes only y.
 //
 // Gradients: the kernels return dL/d(W / sigma) for each projection weight; the weight's own
 // gradient goes through sigma = u^T W v exactly as in ops::spectral_normalized
@@ -90,12 +91,13 @@ Tensor block(const Tensor& x, const BlockProjection (&proj)[4], const Tensor& ga
   BlockWeights kp;
   for (int i = 0; i < 4; ++i)
     if (proj[i].weight.defined()) kp[i] = kernel_view(proj[i]);
-  Tensor y = detail::empty_like(x);
-  auto saved = std::make_shared<BlockSaved>();
-  EMBER_DISPATCH(kOp, d, attention_block_forward, x, kp, gamma, official, y, *saved);
   std::vector<Tensor> inputs = {x, gamma};
   for (const BlockProjection& p : proj) inputs.push_back(p.weight), inputs.push_back(p.bias);
-  if (!any_requires_grad(inputs)) return y;
+  Tensor y = detail::empty_like(x);
+  auto saved = std::make_shared<BlockSaved>();
+  saved->for_backward = any_requires_grad(inputs);
+  EMBER_DISPATCH(kOp, d, attention_block_forward, x, kp, gamma, official, y, *saved);
+  if (!saved->for_backward) return y;
 
   BlockProjection snap[4];
   for (int i = 0; i < 4; ++i)

@@ -10,6 +10,10 @@
 // softmax per query row:  m' = max(m, max_j s_j),  l' = l e^(m - m') + sum_j e^(s_j - m'),
 // O' = O e^(m - m') + sum_j e^(s_j - m') v_j,  and at the end o = O / l, lse = m + log l.
 // P goes through a per-warp shared-memory tile into the product with the value tile.
+// EPILOGUE (optional, AttentionEpilogue): as each output tile is stored, y = gamma o + residual
+// is written too (the SAGAN article block's last step, kernels/cuda/attention_block.cu), and o
+// itself only when wanted (training keeps it for backward; eval writes y alone): one read of the
+// residual replaces the separate gamma-residual kernel's reads of o and x.
 // Backward, given dO (recomputing p_ij = exp(s_ij - lse_i), so nothing N x M was stored):
 //   D_i = sum_c dO[c,i] o[c,i]               kernel attn_rowdot (one pass over o and dO)
 //   dv_j = sum_i p_ij dO_i                   kernel attn_bwd_dv: per key tile and value chunk
@@ -80,12 +84,12 @@ void check_supported(const char* op, int64_t B, int64_t N, int64_t M, int64_t dk
 
 template <Prec SP, Prec BP>
 void launch_forward(const float* q, const float* k, const float* v, float* o, float* lse, int B, const Shapes& s,
-                    cudaStream_t st) {
+                    cudaStream_t st, const AttentionEpilogue& ep) {
   const size_t smem = fwd_smem(s);
   auto kernel = attn_fwd<SP, BP>;
   allow_smem(kernel, smem);
   dim3 grid(blocks(s.N, kMaxWarps * kWarpRows), blocks(s.dv, kDvChunk, 65535), static_cast<unsigned>(B));
-  EMBER_LAUNCH(grid, kMaxWarps * 32, smem, st, kernel)(q, k, v, o, lse, s);
+  EMBER_LAUNCH(grid, kMaxWarps * 32, smem, st, kernel)(q, k, v, o, lse, s, ep);
   EMBER_CUDA_LAUNCH_CHECK();
 }
 
@@ -159,17 +163,23 @@ const char* attention_variant_name(AttentionVariant v) {
 }
 
 void attention_forward_launch(AttentionVariant variant, const float* q, const float* k, const float* v, float* o,
-                              float* lse, int64_t B, int64_t N, int64_t M, int64_t dk, int64_t dv, cudaStream_t st) {
+                              float* lse, int64_t B, int64_t N, int64_t M, int64_t dk, int64_t dv, cudaStream_t st,
+                              const AttentionEpilogue& ep) {
   cuda_rt::check_stream(st, "attention_forward_launch");
   check_supported("attention", B, N, M, dk, dv);
+  EMBER_CHECK(!ep.y || (ep.gamma && ep.residual), "attention (cuda): the epilogue y = gamma o + residual needs "
+                                                      << (ep.gamma ? "the residual" : "gamma"));
+  EMBER_CHECK(o || ep.y, "attention (cuda): neither o nor an epilogue output y to write");
+  EMBER_CHECK(!ep.y || (ep.y != o && ep.y != ep.residual),
+              "attention (cuda): the epilogue output y may not alias o or the residual (other blocks read it)");
   EMBER_CHECK(variant == AttentionVariant::Simt || device_has_tf32(),
               "attention (cuda): variant " << attention_variant_name(variant) << " needs sm_80 or later");
   const Shapes s = make_shapes(N, M, dk, dv);
   const int b = static_cast<int>(B);
   switch (variant) {
-    case AttentionVariant::Simt: launch_forward<Prec::kSimt, Prec::kSimt>(q, k, v, o, lse, b, s, st); break;
-    case AttentionVariant::Tf32: launch_forward<Prec::kTf32x3, Prec::kTf32>(q, k, v, o, lse, b, s, st); break;
-    case AttentionVariant::Tf32x3: launch_forward<Prec::kTf32x3, Prec::kTf32x3>(q, k, v, o, lse, b, s, st); break;
+    case AttentionVariant::Simt: launch_forward<Prec::kSimt, Prec::kSimt>(q, k, v, o, lse, b, s, st, ep); break;
+    case AttentionVariant::Tf32: launch_forward<Prec::kTf32x3, Prec::kTf32>(q, k, v, o, lse, b, s, st, ep); break;
+    case AttentionVariant::Tf32x3: launch_forward<Prec::kTf32x3, Prec::kTf32x3>(q, k, v, o, lse, b, s, st, ep); break;
   }
 }
 
@@ -183,6 +193,21 @@ void attention_forward_variant(AttentionVariant variant, const Tensor& q, const 
                                Tensor& lse) {
   attention_forward_launch(variant, q.data(), k.data(), v.data(), o.data(), lse.data(), q.size(0), q.size(2),
                            k.size(2), q.size(1), v.size(1), cuda_rt::stream());
+}
+
+void attention_forward_residual(AttentionVariant variant, const Tensor& q, const Tensor& k, const Tensor& v,
+                                const Tensor& gamma, const Tensor& residual, Tensor& o, Tensor& y, Tensor& lse) {
+  const int64_t out = q.size(0) * v.size(1) * q.size(2);  // B dv N
+  EMBER_CHECK(gamma.numel() == 1 && residual.numel() == out && y.numel() == out && (!o.defined() || o.numel() == out),
+              "attention with the residual epilogue (cuda): gamma must have 1 element and the residual, y and o "
+                  << out << " (B dv N), got " << gamma.shape() << ", " << residual.shape() << ", " << y.shape()
+                  << (o.defined() ? ", " + o.shape().str() : std::string(", (no o)")));
+  AttentionEpilogue ep;
+  ep.gamma = gamma.data();
+  ep.residual = residual.data();
+  ep.y = y.data();
+  attention_forward_launch(variant, q.data(), k.data(), v.data(), o.defined() ? o.data() : nullptr, lse.data(),
+                           q.size(0), q.size(2), k.size(2), q.size(1), v.size(1), cuda_rt::stream(), ep);
 }
 
 void attention_backward_variant(AttentionVariant variant, const Tensor& q, const Tensor& k, const Tensor& v,

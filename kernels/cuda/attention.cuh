@@ -21,10 +21,21 @@ enum class AttentionVariant {
 };
 const char* attention_variant_name(AttentionVariant v);
 
+// The SAGAN block's epilogue, applied by the forward as it stores each output tile (the article
+// variant of kernels/cuda/attention_block.cu): y = *gamma o + residual, so that o need not go to
+// memory and be read back by a separate gamma-residual kernel. All null: no epilogue.
+struct AttentionEpilogue {
+  const float* gamma = nullptr;     // [1], device
+  const float* residual = nullptr;  // [B, dv, N]
+  float* y = nullptr;               // [B, dv, N]; may not alias o or the residual
+};
+
 // The forward on raw device pointers and a stream (what the Tensor entries below and the kernel
-// lab call): q [B, dk, N], k [B, dk, M], v [B, dv, M] -> o [B, dv, N], lse [B, N].
+// lab call): q [B, dk, N], k [B, dk, M], v [B, dv, M] -> o [B, dv, N], lse [B, N]. With an
+// epilogue, o may be null (nothing but y and lse is written: eval, where backward needs no o).
 void attention_forward_launch(AttentionVariant variant, const float* q, const float* k, const float* v, float* o,
-                              float* lse, int64_t B, int64_t N, int64_t M, int64_t dk, int64_t dv, cudaStream_t stream);
+                              float* lse, int64_t B, int64_t N, int64_t M, int64_t dk, int64_t dv, cudaStream_t stream,
+                              const AttentionEpilogue& epilogue = {});
 
 #ifndef EMBER_KERNELS_ONLY
 // Tf32 when context().allow_tf32, Tf32x3 otherwise; Simt on GPUs without TF32 (before sm_80).
@@ -32,6 +43,11 @@ AttentionVariant attention_default_variant();
 
 void attention_forward_variant(AttentionVariant variant, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o,
                                Tensor& lse);
+// The forward with the block's epilogue: y = gamma o + residual (gamma [1], residual and y
+// [B, dv, N] or any shape of that many elements, on the device); o [B, dv, N] is written too
+// when defined (training), not at all when undefined (eval).
+void attention_forward_residual(AttentionVariant variant, const Tensor& q, const Tensor& k, const Tensor& v,
+                                const Tensor& gamma, const Tensor& residual, Tensor& o, Tensor& y, Tensor& lse);
 void attention_backward_variant(AttentionVariant variant, const Tensor& q, const Tensor& k, const Tensor& v,
                                 const Tensor& o, const Tensor& lse, const Tensor& d_o, Tensor& dq, Tensor& dk,
                                 Tensor& dv);

@@ -2,15 +2,36 @@
 // kernels/cpu/attention_block.cpp, which tests/test_attention_block.cpp checks against the
 // composed ops).
 //
-// PASSES. Forward, three launches for the whole block plus the attention core's:
+// PASSES. Forward: article 2 launches, official 4 (q, then k and v pooled, in two projections):
 //   1. block_project (one launch, the three projections as row segments of one grid): q, k, v
 //      from x with 1/sigma read from device memory and the bias added in the epilogue, so
 //      W / sigma is never written; official: the 2x2 max-pool done in the same epilogue (each
 //      thread computes the four taps of its pooled outputs and keeps the first maximum), so the
 //      full-resolution k, v never reach memory.
 //   2. the attention core (kernels/cuda/attention.cu, FlashAttention-style, no N x M map).
+//      Article: with the block's epilogue y = gamma att + x applied as each output tile is stored
+//      (AttentionEpilogue), so the separate gamma-residual kernel and its read of att are gone.
 //   3. official: block_project again as the output projection with the block's epilogue
-//      y = x + gamma (W_o att) / sigma_o; article: the gamma-residual map kernel.
+//      y = x + gamma (W_o att) / sigma_o. It stays a launch of its own: a channel of y needs all
+//      dv channels of att at its position, and an attention block owns at most 128 of them
+//      (kDvChunk) for 64 queries; folding W_o in would mean a [C, dv] weight and a cross-chunk sum
+//      per block, or one block per query tile holding all dv accumulators (dv = C/2 up to 256).
+//
+// THE ARTICLE EPILOGUE: WHAT IS SAVED (docs/kernels.md, "The fused block", has the table).
+// Backward needs att = o twice: D_i = sum_c dO_ci o_ci (dO = gamma dy) and dgamma = sum dy . o.
+// Three ways to have it, per pixel of the map (C floats = the article's dv):
+//   composed (before):      attention writes o, gamma-residual reads o and x, writes y: 4 C floats,
+//                           2 launches;
+//   fused, o written too:   the attention store writes o and y, reads x: 3 C floats, 1 launch;
+//   fused, o recomputed:    2 C floats in forward, then o again in backward, either as (y - x) /
+//                           gamma, wrong at gamma = 0 (SAGAN's initial value) and inexact near it,
+//                           or by a second attention forward: 2 N M (dk + dv) FLOPs against 8 dv N
+//                           bytes saved, M (dk + dv) / (4 dv) FLOPs per byte: 288 at the article's
+//                           32x32 map (C = 64), 20x an H200's fp32 balance (~14). Measured on the
+//                           CPU at that shape (benchmarks/bench_attention_block --blocks 0): one
+//                           attention forward costs 39x to 670x a copy of att.
+// So training writes o and y from the one kernel (one launch and one read of o fewer than before),
+// and eval / no-grad (sampling: BlockSaved::for_backward false) writes y alone.
 // Backward: the epilogue's transpose (official: t = W_o^T dy / sigma_o, one block_project),
 // dgamma = sum t . att and d att = gamma t (the gamma-residual backward: a deterministic tree
 // sum), the attention backward, (official) the pre-pool k, v recomputed by block_project and
@@ -29,6 +50,7 @@
 //
 // FLOOR of block_project: reads x once per 16-row tile of outputs (from L2 after the first),
 // writes the outputs once; 2 rows x K FLOPs per output element.
+#include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/common.cuh"
 
 namespace ember::cuda {
@@ -251,7 +273,8 @@ void attention_block_forward(const Tensor& x, const BlockWeights& p, const Tenso
   s.q = Tensor::empty(Shape{d.B, d.dk, d.N}, Device::CUDA);
   s.k = Tensor::empty(Shape{d.B, d.dk, d.M}, Device::CUDA);
   s.v = Tensor::empty(Shape{d.B, d.dv, d.M}, Device::CUDA);
-  s.att = Tensor::empty(Shape{d.B, d.dv, d.N}, Device::CUDA);
+  // att: the official output projection reads it; the article's backward reads it (training only).
+  if (official || s.for_backward) s.att = Tensor::empty(Shape{d.B, d.dv, d.N}, Device::CUDA);
   s.lse = Tensor::empty(Shape{d.B, d.N}, Device::CUDA);
 
   // 1. q (full resolution) in one launch with k, v (pooled in the epilogue when official): the
@@ -270,17 +293,19 @@ void attention_block_forward(const Tensor& x, const BlockWeights& p, const Tenso
     a.nseg = 3;
     launch_project(a, d.B, d.N);
   }
-  // 2. The attention core.
-  attention_forward(s.q, s.k, s.v, s.att, s.lse);
-  // 3. The block's epilogue.
+  // 2. The attention core; article: with the block's epilogue y = gamma att + x in its store.
   if (official) {
-    ProjArgs a = one_segment(p[kOut], y, s.att, d.dv, d.H, d.W);
-    a.residual = x.data();
-    a.gamma = gamma.data();
-    launch_project(a, d.B, d.N);
+    attention_forward(s.q, s.k, s.v, s.att, s.lse);
   } else {
-    gamma_residual_forward(gamma, s.att, x, y);
+    attention_forward_residual(attention_default_variant(), s.q, s.k, s.v, gamma, x, s.att, y, s.lse);
+    return;
   }
+  // 3. Official: the output projection (it needs all dv channels of att at a position, which one
+  //    attention block, owning <= 128 of them, does not have) with the epilogue y = x + gamma W_o att / sigma_o.
+  ProjArgs a = one_segment(p[kOut], y, s.att, d.dv, d.H, d.W);
+  a.residual = x.data();
+  a.gamma = gamma.data();
+  launch_project(a, d.B, d.N);
 }
 
 void attention_block_backward(const Tensor& x, const BlockWeights& p, const Tensor& gamma, bool official,

@@ -8,6 +8,7 @@
 
 #include "core/cuda/check.cuh"
 #include "core/error.h"
+#include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/block_reduce.cuh"
 
 namespace ember::cuda {
@@ -180,10 +181,13 @@ struct Shapes {
 //   Ks [dk_pad][40]     key tile             B(c, j)
 //   Vs [kDvChunk][36]   value tile           B(j, ch) of O += P V^T
 //   Ps [4][16][36]      per-warp P           A(i, j)
+// The store applies the SAGAN block's epilogue when ep.y is set (y = gamma o + residual, the
+// residual read once, in the same pass); o is written only when non-null (training keeps it for
+// backward, eval does not).
 template <Prec SP, Prec BP>
 __global__ void __launch_bounds__(kMaxWarps * 32)
     attn_fwd(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-             float* __restrict__ o, float* __restrict__ lse, Shapes sh) {
+             float* __restrict__ o, float* __restrict__ lse, Shapes sh, AttentionEpilogue ep) {
   EMBER_DYNAMIC_SHARED(float, smem);
   constexpr int R = kMaxWarps * kWarpRows, NTO = kDvChunk / 8;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, qd = lane & 3;
@@ -252,13 +256,19 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
 #pragma unroll
   for (int r = 0; r < 2; ++r) l[r] = quad_sum(l[r]);
   const int ia = i0 + warp * kWarpRows + g, ib = ia + 8;  // the lane's two query rows
-  float* ob = o + (static_cast<size_t>(b) * sh.dv + c0) * sh.N;
+  const size_t base = (static_cast<size_t>(b) * sh.dv + c0) * sh.N;  // o, y and the residual: [B, dv, N]
+  const float gamma = ep.y ? __ldg(ep.gamma) : 0.f;
 #pragma unroll
   for (int t = 0; t < NTO; ++t) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int ch = 8 * t + 2 * qd + (e & 1), i = e < 2 ? ia : ib;
-      if (ch < dvc && i < sh.N) ob[static_cast<size_t>(ch) * sh.N + i] = acc[t][e] / l[e >> 1];
+      if (ch >= dvc || i >= sh.N) continue;
+      const size_t at = base + static_cast<size_t>(ch) * sh.N + i;
+      const float val = acc[t][e] / l[e >> 1];
+      if (o) o[at] = val;
+      // The expression of the composed gamma_residual (elementwise.cu), so that both round alike.
+      if (ep.y) ep.y[at] = gamma * val + __ldg(ep.residual + at);
     }
   }
   if (blockIdx.y == 0 && qd == 0) {

@@ -192,3 +192,48 @@ TEST_CASE("attention: attention_probs on CUDA matches CPU", "[attention][cuda]")
     check_within("probs", p_gpu, p_cpu, test::attention_probs_bound(q, k, p_cpu));
   }
 }
+
+TEST_CASE("attention: the forward's residual epilogue equals attention then gamma_residual", "[attention][cuda]") {
+  // The SAGAN block's epilogue in the kernel's store (AttentionEpilogue): y = gamma o + x, with o
+  // written too (training) or not at all (eval). Against the composed path on the same device: o
+  // and lse are the same kernel's and must agree bitwise; y is one multiply-add either way, the
+  // same expression in both kernels, so it agrees bitwise where both round alike (the emulation,
+  // which forbids contraction) and to one rounding of the sum on a GPU, where nvcc may contract
+  // either into an FMA (<= 2^-23 relative per element; 1e-6 over the tensor). N, M not multiples
+  // of the 64-query and 32-key tiles; dv = 136 crosses a value-chunk boundary (kDvChunk = 128).
+  for (Case c : {Case{2, 1, 15, 15, 8}, Case{1, 8, 70, 70, 136}}) {
+    Tensor q = test::random_tensor(Shape{c.B, c.dk, c.N}, 60).to(Device::CUDA);
+    Tensor k = test::random_tensor(Shape{c.B, c.dk, c.M}, 61).to(Device::CUDA);
+    Tensor v = test::random_tensor(Shape{c.B, c.dv, c.M}, 62).to(Device::CUDA);
+    Tensor x = test::random_tensor(Shape{c.B, c.dv, c.N}, 63).to(Device::CUDA);
+    Tensor gamma = Tensor::full(Shape{1}, 0.75f, Device::CUDA);
+    for (AttentionVariant var : {AttentionVariant::Simt, AttentionVariant::Tf32, AttentionVariant::Tf32x3}) {
+      INFO(describe(c, var));
+      Tensor o_ref = nan_cuda(x.shape()), lse_ref = nan_cuda(Shape{c.B, c.N}), y_ref = nan_cuda(x.shape());
+      cuda::attention_forward_variant(var, q, k, v, o_ref, lse_ref);
+      cuda::gamma_residual_forward(gamma, o_ref, x, y_ref);
+      const std::vector<float> y_want = y_ref.to_vector();
+      for (bool keep_o : {true, false}) {
+        INFO((keep_o ? "o written (training)" : "o not written (eval)"));
+        Tensor o = keep_o ? nan_cuda(x.shape()) : Tensor(), lse = nan_cuda(Shape{c.B, c.N}), y = nan_cuda(x.shape());
+        cuda::attention_forward_residual(var, q, k, v, gamma, x, o, y, lse);
+        CHECK(lse.to_vector() == lse_ref.to_vector());
+        if (keep_o) CHECK(o.to_vector() == o_ref.to_vector());
+        REQUIRE(test::all_finite(y.to(Device::CPU)));
+        if (kEmulated) CHECK(y.to_vector() == y_want);
+        else CHECK(test::rel_err(y.to(Device::CPU), y_ref.to(Device::CPU)) < 1e-6);
+      }
+    }
+  }
+}
+
+TEST_CASE("attention: the residual epilogue refuses aliased or missing buffers", "[attention][cuda][errors]") {
+  Tensor q = test::random_tensor(Shape{1, 2, 8}, 70).to(Device::CUDA), k = q.clone();
+  Tensor v = test::random_tensor(Shape{1, 4, 8}, 71).to(Device::CUDA), x = nan_cuda(Shape{1, 4, 8});
+  Tensor gamma = Tensor::zeros(Shape{1}, Device::CUDA), lse = nan_cuda(Shape{1, 8}), o = nan_cuda(x.shape());
+  CHECK_THROWS_WITH(cuda::attention_forward_residual(AttentionVariant::Simt, q, k, v, gamma, x, o, x, lse),
+                    Catch::Contains("may not alias"));
+  Tensor small = nan_cuda(Shape{1, 4, 7});
+  CHECK_THROWS_WITH(cuda::attention_forward_residual(AttentionVariant::Simt, q, k, v, gamma, x, o, small, lse),
+                    Catch::Contains("the residual, y and o 32 (B dv N)"));
+}

@@ -77,6 +77,10 @@ unsigned vote_ballot(unsigned mask, bool pred);
 void* static_shared(const void* tag, size_t bytes);
 void* dynamic_shared();
 
+// Kernel launches run so far in this process (refused ones not counted): what the tests use to
+// count the launches of an op (e.g. the attention block's, tests/cuda/test_attention_block.cpp).
+uint64_t launches();
+
 // mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 and cvt.rna.tf32.f32 (PTX ISA).
 uint32_t to_tf32(float x);
 void mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);

@@ -180,6 +180,7 @@ std::string refuse(const KernelInfo& k, dim3 grid, dim3 block, size_t dyn, cudaE
 // EMBER_EMU_COVERAGE=<file>: the mangled names of the kernels that ran are appended to it at exit
 // (how "every kernel runs under emulation" is checked: compare with the resource table).
 std::set<std::string> g_ran;
+uint64_t g_launches = 0;
 void write_coverage() {
   const char* path = std::getenv("EMBER_EMU_COVERAGE");
   if (!path) return;
@@ -226,6 +227,11 @@ cudaError_t set_func_attribute(const void* fn, cudaFuncAttribute attr, int value
   return cudaSuccess;
 }
 
+uint64_t launches() {
+  std::lock_guard<std::mutex> lk(g_mu);
+  return g_launches;
+}
+
 void run_launch(const void* fn, dim3 grid, dim3 block, size_t smem, cudaStream_t, const std::function<void()>& body) {
   const KernelInfo& k = kernel_info(fn);
   cudaError_t code = cudaSuccess;
@@ -242,6 +248,7 @@ void run_launch(const void* fn, dim3 grid, dim3 block, size_t smem, cudaStream_t
     static const bool registered = std::atexit(write_coverage) == 0;
     (void)registered;
     g_ran.insert(k.mangled);
+    ++g_launches;
   }
   for (unsigned z = 0; z < grid.z; ++z)
     for (unsigned y = 0; y < grid.y; ++y)

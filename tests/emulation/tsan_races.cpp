@@ -74,7 +74,8 @@ double attention_error(int B, int dk, int N, int M, int dv) {
   const Shapes s{N, M, dk, dv, round8(dk), round8(dv)};
   const dim3 grid(blocks(N, kMaxWarps * kWarpRows), blocks(dv, kDvChunk), B);
   EMBER_LAUNCH(grid, kMaxWarps * 32, fwd_smem(s), nullptr, attn_fwd<SP, BP>)(q.data(), k.data(), v.data(), o.data(),
-                                                                            lse.data(), s);
+                                                                            lse.data(), s,
+                                                                            AttentionEpilogue{});
   EMBER_CUDA_LAUNCH_CHECK();
   double num = 0, den = 0;
   for (int b = 0; b < B; ++b)
