@@ -38,7 +38,7 @@
 #include "kernels/kernels.h"
 #endif
 
-namespace ember::kcuda {
+namespace ember::cuda {
 
 namespace {
 
@@ -562,7 +562,7 @@ void softmax_backward_launch(const float* y, const float* dy, float* dx, int64_t
   EMBER_KCUDA_CHECK_LAUNCH("softmax backward");
 }
 
-}  // namespace ember::kcuda
+}  // namespace ember::cuda
 
 #ifndef EMBER_KERNELS_ONLY  // the kernel lab (kernels/lab/) runs the launchers above without tensors
 // ---- the Tensor-level kernels of kernels/softmax.inc ------------------------------------------
@@ -575,15 +575,15 @@ int64_t last_dim(const Tensor& t) { return t.dim() == 0 ? 1 : t.size(t.dim() - 1
 void softmax_forward(const Tensor& x, Tensor& y) {
   const int64_t cols = last_dim(x);
   if (cols == 0 || x.numel() == 0) return;
-  kcuda::softmax_forward_launch(x.data(), y.data(), x.numel() / cols, cols, kcuda::SoftmaxVariant::Auto,
-                                kcuda::kstream());
+  softmax_forward_launch(x.data(), y.data(), x.numel() / cols, cols, SoftmaxVariant::Auto,
+                                kstream());
 }
 
 void softmax_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
   const int64_t cols = last_dim(y);
   if (cols == 0 || y.numel() == 0) return;
-  kcuda::softmax_backward_launch(y.data(), dy.data(), dx.data(), y.numel() / cols, cols,
-                                 kcuda::SoftmaxVariant::Auto, kcuda::kstream());
+  softmax_backward_launch(y.data(), dy.data(), dx.data(), y.numel() / cols, cols,
+                                 SoftmaxVariant::Auto, kstream());
 }
 
 }  // namespace ember::cuda

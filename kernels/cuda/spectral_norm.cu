@@ -53,7 +53,7 @@
 #endif
 #include "kernels/spectral_norm_layout.h"
 
-namespace ember::kcuda {
+namespace ember::cuda {
 
 namespace {
 
@@ -644,53 +644,53 @@ void sn_backward_launch(const float* w, SnDims d, const float* u, const float* v
   EMBER_KCUDA_CHECK_LAUNCH("sn_grad_apply");
 }
 
-}  // namespace ember::kcuda
+}  // namespace ember::cuda
 
 #ifndef EMBER_KERNELS_ONLY  // the kernel lab (kernels/lab/) runs the launchers above without tensors
 // ---- the Tensor-level kernels of kernels/spectral_norm.inc --------------------------------------
 namespace ember::cuda {
 
 namespace {
-kcuda::SnDims dims_of(const Tensor& w, int dim) {
+SnDims dims_of(const Tensor& w, int dim) {
   const SnLayout l = sn_layout(w.shape(), dim);
   return {l.rows, l.cols(), l.inner};
 }
-Tensor workspace_for(kcuda::SnDims d) { return Tensor::empty(Shape{kcuda::sn_workspace_floats(d)}, Device::CUDA); }
+Tensor workspace_for(SnDims d) { return Tensor::empty(Shape{sn_workspace_floats(d)}, Device::CUDA); }
 }  // namespace
 
 void spectral_norm_power_iteration(const Tensor& w, int dim, float eps, Tensor& u, Tensor& v, Tensor& sigma) {
-  const kcuda::SnDims d = dims_of(w, dim);
+  const SnDims d = dims_of(w, dim);
   Tensor ws = workspace_for(d);
-  kcuda::sn_power_iteration_launch(w.data(), d, eps, u.data(), v.data(), sigma.data(), ws.data(), kcuda::kstream());
+  sn_power_iteration_launch(w.data(), d, eps, u.data(), v.data(), sigma.data(), ws.data(), kstream());
 }
 
 void spectral_norm_sigma(const Tensor& w, int dim, const Tensor& u, const Tensor& v, Tensor& sigma) {
-  const kcuda::SnDims d = dims_of(w, dim);
+  const SnDims d = dims_of(w, dim);
   Tensor ws = workspace_for(d);
-  kcuda::sn_sigma_launch(w.data(), d, u.data(), v.data(), sigma.data(), ws.data(), kcuda::kstream());
+  sn_sigma_launch(w.data(), d, u.data(), v.data(), sigma.data(), ws.data(), kstream());
 }
 
 void spectral_norm_step_group(const std::vector<SnStepItem>& items, bool training) {
-  std::vector<kcuda::SnGroupItem> g(items.size());
+  std::vector<SnGroupItem> g(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     const SnStepItem& it = items[i];
     g[i] = {it.w.data(), dims_of(it.w, it.dim), it.eps, it.u.data(), it.v.data(), it.sigma.data()};
   }
   const int n = static_cast<int>(g.size());
-  Tensor ws = Tensor::empty(Shape{std::max<int64_t>(1, kcuda::sn_group_workspace_floats(g.data(), n))}, Device::CUDA);
-  kcuda::sn_group_step_launch(g.data(), n, training, ws.data(), kcuda::kstream());
+  Tensor ws = Tensor::empty(Shape{std::max<int64_t>(1, sn_group_workspace_floats(g.data(), n))}, Device::CUDA);
+  sn_group_step_launch(g.data(), n, training, ws.data(), kstream());
 }
 
 void spectral_norm_scale(const Tensor& w, const Tensor& sigma, Tensor& w_sn) {
-  kcuda::sn_scale_launch(w.data(), sigma.data(), w_sn.data(), w.numel(), kcuda::kstream());
+  sn_scale_launch(w.data(), sigma.data(), w_sn.data(), w.numel(), kstream());
 }
 
 void spectral_norm_backward(const Tensor& w, int dim, const Tensor& u, const Tensor& v, const Tensor& sigma,
                             const Tensor& g, Tensor& dw) {
-  const kcuda::SnDims d = dims_of(w, dim);
+  const SnDims d = dims_of(w, dim);
   Tensor ws = workspace_for(d);
-  kcuda::sn_backward_launch(w.data(), d, u.data(), v.data(), sigma.data(), g.data(), dw.data(), ws.data(),
-                            kcuda::kstream());
+  sn_backward_launch(w.data(), d, u.data(), v.data(), sigma.data(), g.data(), dw.data(), ws.data(),
+                            kstream());
 }
 
 }  // namespace ember::cuda

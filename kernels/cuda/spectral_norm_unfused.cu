@@ -17,7 +17,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/spectral_norm.cuh"
 
-namespace ember::kcuda {
+namespace ember::cuda {
 
 namespace {
 
@@ -129,4 +129,4 @@ void sn_unfused_forward(cublasHandle_t h, const float* w, SnDims d, float eps, f
   EMBER_KCUDA_CHECK_LAUNCH("unfused w / sigma");
 }
 
-}  // namespace ember::kcuda
+}  // namespace ember::cuda

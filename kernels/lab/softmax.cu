@@ -23,7 +23,7 @@
 //                   BlockStreaming), compiled from that file: they keep the row on chip (registers or
 //                   shared memory) and read x once, with 16-byte loads.
 #include "kernels/lab/lab.cuh"
-#include "kernels/cuda/softmax.cu"  // the shipped kernels and launchers (ember::kcuda)
+#include "kernels/cuda/softmax.cu"  // the shipped kernels and launchers (ember::cuda)
 
 namespace lab {
 
@@ -145,12 +145,12 @@ int main_(int argc, char** argv) {
   const unsigned row_blocks = static_cast<unsigned>(rows);
   const bool pow2 = (block & (block - 1)) == 0;
 
-  using ember::kcuda::SoftmaxVariant;
+  using ember::cuda::SoftmaxVariant;
   auto production = [&](SoftmaxVariant v) {
-    return [&, v](int i) { ember::kcuda::softmax_forward_launch(xs[i], y.get(), rows, cols, v, nullptr); };
+    return [&, v](int i) { ember::cuda::softmax_forward_launch(xs[i], y.get(), rows, cols, v, nullptr); };
   };
   auto fits = [&](SoftmaxVariant v) -> std::string {
-    const int64_t limit = ember::kcuda::softmax_max_cols(v, false);
+    const int64_t limit = ember::cuda::softmax_max_cols(v, false);
     return limit < 0 || cols <= limit ? "" : "takes rows up to " + std::to_string(limit) + " floats on this device";
   };
   std::vector<Version> versions = {
