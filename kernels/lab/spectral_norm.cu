@@ -117,13 +117,11 @@ Ref reference(const std::vector<float>& w, int rows, int cols, int inner, const 
 
 int main_(int argc, char** argv) {
   Flags f(argc, argv);
-  const int version = f.version(4);
-  const int rows = static_cast<int>(f.get("--rows", kEmulated ? 24 : 512));
-  const int cols = static_cast<int>(f.get("--cols", kEmulated ? 72 : 4608));
-  const int inner = static_cast<int>(f.get("--inner", cols));
-  const int block = check_block(f.get("--block", 1024, 32));
-  const int runs = static_cast<int>(f.get("--runs", 200, 0));
-  f.done("lab_spectral_norm");
+  const int rows = f.get("--rows", kEmulated ? 24 : 512);
+  const int cols = f.get("--cols", kEmulated ? 72 : 4608);
+  const int inner = f.get("--inner", cols);
+  const Flags::Common c = f.common(4, 1024, 200);  // 4 versions; default --block 1024, --runs 200
+  f.done();
   if (cols % inner != 0) Flags::usage_error("--inner must divide --cols, got " + std::to_string(inner));
 
   print_banner("spectral norm", "Wm " + std::to_string(rows) + " x " + std::to_string(cols) + ", inner " +
@@ -151,7 +149,7 @@ int main_(int argc, char** argv) {
        "", 16.0 * n},
       {"single-block", "one launch of one block: both passes and every reduction",
        [&](int i) {
-         EMBER_LAUNCH(1, block, 0, nullptr, sn_single_block)(ws[i], rows, cols, inner, eps, u.get(), v.get(), sigma.get());
+         EMBER_LAUNCH(1, c.block, 0, nullptr, sn_single_block)(ws[i], rows, cols, inner, eps, u.get(), v.get(), sigma.get());
          EMBER_CUDA_LAUNCH_CHECK();
        }},
       {"prod step", "production: two launches over the whole GPU, ticketed reductions",
@@ -166,7 +164,7 @@ int main_(int argc, char** argv) {
   const Buf u_start(u0);
   const double tol = 2e-5;  // fp32 sums of rows or cols products against double
   return run_ladder(
-      versions, version,
+      versions, c.version,
       [&] {
         EMBER_CUDA_CHECK(cudaMemcpy(u.get(), u_start.get(), rows * sizeof(float), cudaMemcpyDeviceToDevice));
         v.fill_nan();
@@ -180,7 +178,7 @@ int main_(int argc, char** argv) {
         if (ver == 0 || ver == 3) ok = check("w_sn", w_sn.download(), ref.w_sn, tol) && ok;
         return ok;
       },
-      Work{8.0 * n, 4.0 * n}, runs);
+      Work{8.0 * n, 4.0 * n}, c.runs);
 }
 
 }  // namespace lab
