@@ -59,21 +59,6 @@ inline int pow2_at_least(int64_t v, int cap) {
   return p;
 }
 
-}  // namespace ember::cuda
-
-// The softmax and spectral-norm kernels name the checks and the stream through these aliases.
-#define EMBER_KCUDA_CHECK(stmt) EMBER_CUDA_CHECK(stmt)
-// The launch check with a label (a string literal) naming the launch in the error message.
-#define EMBER_KCUDA_CHECK_LAUNCH(what) \
-  ::ember::cuda_rt::detail::check(cudaGetLastError(), "CUDA", "launch of " what, __func__, __FILE__, __LINE__)
-
-namespace ember::cuda {
-
-#ifndef EMBER_KERNELS_ONLY
-// The stream the ember::cuda:: entries run on: the context's one stream.
-inline cudaStream_t kstream() { return ::ember::cuda_rt::stream(); }
-#endif
-
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Properties of the current device, read once per device (the grid heuristics need them).
@@ -85,11 +70,11 @@ inline const DeviceInfo& device_info() {
   constexpr int kMaxDevices = 16;
   static DeviceInfo infos[kMaxDevices];
   int dev = 0;
-  EMBER_KCUDA_CHECK(cudaGetDevice(&dev));
+  EMBER_CUDA_CHECK(cudaGetDevice(&dev));
   DeviceInfo& d = infos[dev % kMaxDevices];
   if (d.sm_count == 0) {
-    EMBER_KCUDA_CHECK(cudaDeviceGetAttribute(&d.max_smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    EMBER_KCUDA_CHECK(cudaDeviceGetAttribute(&d.sm_count, cudaDevAttrMultiProcessorCount, dev));
+    EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&d.max_smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&d.sm_count, cudaDevAttrMultiProcessorCount, dev));
   }
   return d;
 }

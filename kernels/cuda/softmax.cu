@@ -521,7 +521,7 @@ void softmax_forward_launch(const float* x, float* y, int64_t rows, int64_t cols
         EMBER_LAUNCH(row_grid(rows), block_threads(cols, 8), 0, st, softmax_fwd_block_streaming<1>)(x, y, rows, cols);
       break;
   }
-  EMBER_KCUDA_CHECK_LAUNCH("softmax forward");
+  EMBER_CUDA_LAUNCH_CHECK("softmax forward");
 }
 
 void softmax_backward_launch(const float* y, const float* dy, float* dx, int64_t rows, int64_t cols,
@@ -559,7 +559,7 @@ void softmax_backward_launch(const float* y, const float* dy, float* dx, int64_t
             y, dy, dx, rows, cols);
       break;
   }
-  EMBER_KCUDA_CHECK_LAUNCH("softmax backward");
+  EMBER_CUDA_LAUNCH_CHECK("softmax backward");
 }
 
 }  // namespace ember::cuda
@@ -576,14 +576,14 @@ void softmax_forward(const Tensor& x, Tensor& y) {
   const int64_t cols = last_dim(x);
   if (cols == 0 || x.numel() == 0) return;
   softmax_forward_launch(x.data(), y.data(), x.numel() / cols, cols, SoftmaxVariant::Auto,
-                                kstream());
+                                stream());
 }
 
 void softmax_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
   const int64_t cols = last_dim(y);
   if (cols == 0 || y.numel() == 0) return;
   softmax_backward_launch(y.data(), dy.data(), dx.data(), y.numel() / cols, cols,
-                                 SoftmaxVariant::Auto, kstream());
+                                 SoftmaxVariant::Auto, stream());
 }
 
 }  // namespace ember::cuda
