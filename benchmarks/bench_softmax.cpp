@@ -89,17 +89,17 @@ void cpu_part(int runs) {
 }
 
 #ifdef EMBER_WITH_CUDA
-using kcuda::SoftmaxVariant;
+using cuda::SoftmaxVariant;
 
 std::string variant_label(SoftmaxVariant v, int64_t cols, bool backward) {
   const int idx = static_cast<int>(v);
   if (v == SoftmaxVariant::Auto)
-    return "0 auto=" + std::string(kcuda::softmax_variant_name(kcuda::softmax_pick(cols, backward)));
-  return std::to_string(idx) + " " + kcuda::softmax_variant_name(v);
+    return "0 auto=" + std::string(cuda::softmax_variant_name(cuda::softmax_pick(cols, backward)));
+  return std::to_string(idx) + " " + cuda::softmax_variant_name(v);
 }
 
 bool takes(SoftmaxVariant v, int64_t cols, bool backward) {
-  const int64_t limit = kcuda::softmax_max_cols(v, backward);
+  const int64_t limit = cuda::softmax_max_cols(v, backward);
   return limit < 0 || cols <= limit;
 }
 
@@ -124,10 +124,10 @@ void gpu_shape(int64_t rows, int64_t cols, double copy_gbs, int runs) {
     for (SoftmaxVariant v : kVariants) {
       if (!takes(v, cols, false)) continue;
       ys[0].fill_nan();
-      kcuda::softmax_forward_launch(xs[0].get(), ys[0].get(), rows, cols, v, st);
+      cuda::softmax_forward_launch(xs[0].get(), ys[0].get(), rows, cols, v, st);
       const double err = bench::rel_err(ys[0].download(), y);
       const double us = bench::gpu_median_us(
-          [&](int i) { kcuda::softmax_forward_launch(xs[i % sets].get(), ys[i % sets].get(), rows, cols, v, st); },
+          [&](int i) { cuda::softmax_forward_launch(xs[i % sets].get(), ys[i % sets].get(), rows, cols, v, st); },
           runs);
       bench::print_row("softmax fwd", variant_label(v, cols, false), shape, us, 8.0 * n, copy_gbs, err);
       note_check(err, 1e-5);
@@ -141,12 +141,12 @@ void gpu_shape(int64_t rows, int64_t cols, double copy_gbs, int runs) {
     for (SoftmaxVariant v : kVariants) {
       if (!takes(v, cols, true)) continue;
       dxs[0].fill_nan();
-      kcuda::softmax_backward_launch(ys[0].get(), dys[0].get(), dxs[0].get(), rows, cols, v, st);
+      cuda::softmax_backward_launch(ys[0].get(), dys[0].get(), dxs[0].get(), rows, cols, v, st);
       const double err = bench::rel_err(dxs[0].download(), dx);
       const double us = bench::gpu_median_us(
           [&](int i) {
             const int s = i % sets;
-            kcuda::softmax_backward_launch(ys[s].get(), dys[s].get(), dxs[s].get(), rows, cols, v, st);
+            cuda::softmax_backward_launch(ys[s].get(), dys[s].get(), dxs[s].get(), rows, cols, v, st);
           },
           runs);
       bench::print_row("softmax bwd", variant_label(v, cols, true), shape, us, 12.0 * n, copy_gbs, err);

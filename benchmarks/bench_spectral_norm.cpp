@@ -142,7 +142,7 @@ struct Set {
 void gpu_case(const Case& k, cublasHandle_t h, double copy_gbs, int runs) {
   const cudaStream_t st = cuda_rt::stream();  // the launchers accept ember's one stream only
   const SnLayout l = sn_layout(k.shape, k.dim);
-  const kcuda::SnDims d{l.rows, l.cols(), l.inner};
+  const cuda::SnDims d{l.rows, l.cols(), l.inner};
   const int64_t n = k.shape.numel();
   const double wb = 4.0 * n;
   const std::string shape = shape_str(k);
@@ -164,7 +164,7 @@ void gpu_case(const Case& k, cublasHandle_t h, double copy_gbs, int runs) {
     x.w = bench::DeviceBuf(wv), x.u = bench::DeviceBuf(u0), x.v = bench::DeviceBuf(l.cols());
     x.sigma = bench::DeviceBuf(1), x.out = bench::DeviceBuf(n), x.g = bench::DeviceBuf(gv), x.dw = bench::DeviceBuf(n);
   }
-  bench::DeviceBuf ws(kcuda::sn_workspace_floats(d)), ws_unfused(kcuda::sn_unfused_workspace_floats(d));
+  bench::DeviceBuf ws(cuda::sn_workspace_floats(d)), ws_unfused(cuda::sn_unfused_workspace_floats(d));
 
   // Check a forward variant from u0 on set 0: u, v, sigma and (if it writes one) the output.
   auto check_forward = [&](bool writes_out, const std::function<void()>& run) {
@@ -180,8 +180,8 @@ void gpu_case(const Case& k, cublasHandle_t h, double copy_gbs, int runs) {
 
   // 0: the fused training forward.
   auto fused_fwd = [&](Set& x) {
-    kcuda::sn_power_iteration_launch(x.w.get(), d, 1e-12f, x.u.get(), x.v.get(), x.sigma.get(), ws.get(), st);
-    kcuda::sn_scale_launch(x.w.get(), x.sigma.get(), x.out.get(), n, st);
+    cuda::sn_power_iteration_launch(x.w.get(), d, 1e-12f, x.u.get(), x.v.get(), x.sigma.get(), ws.get(), st);
+    cuda::sn_scale_launch(x.w.get(), x.sigma.get(), x.out.get(), n, st);
   };
   double err = check_forward(true, [&] { fused_fwd(S[0]); });
   const double t_fused = bench::gpu_median_us([&](int i) { fused_fwd(S[i % sets]); }, runs);
@@ -190,7 +190,7 @@ void gpu_case(const Case& k, cublasHandle_t h, double copy_gbs, int runs) {
 
   // B: the unfused PyTorch sequence.
   auto unfused_fwd = [&](Set& x) {
-    kcuda::sn_unfused_forward(h, x.w.get(), d, 1e-12f, x.u.get(), x.v.get(), x.sigma.get(), x.out.get(),
+    cuda::sn_unfused_forward(h, x.w.get(), d, 1e-12f, x.u.get(), x.v.get(), x.sigma.get(), x.out.get(),
                               ws_unfused.get(), st);
   };
   err = check_forward(true, [&] { unfused_fwd(S[0]); });
@@ -201,7 +201,7 @@ void gpu_case(const Case& k, cublasHandle_t h, double copy_gbs, int runs) {
 
   // 1: the power iteration alone.
   auto step = [&](Set& x) {
-    kcuda::sn_power_iteration_launch(x.w.get(), d, 1e-12f, x.u.get(), x.v.get(), x.sigma.get(), ws.get(), st);
+    cuda::sn_power_iteration_launch(x.w.get(), d, 1e-12f, x.u.get(), x.v.get(), x.sigma.get(), ws.get(), st);
   };
   err = check_forward(false, [&] { step(S[0]); });
   const double t_step = bench::gpu_median_us([&](int i) { step(S[i % sets]); }, runs);
@@ -211,12 +211,12 @@ void gpu_case(const Case& k, cublasHandle_t h, double copy_gbs, int runs) {
   // 2 and 3 run from the CPU's u1, v1 and sigma, so every set gets them.
   for (Set& x : S) x.u.upload(u1), x.v.upload(v1), x.sigma.upload(s.to_vector());
   S[0].sigma.fill_nan();
-  kcuda::sn_sigma_launch(S[0].w.get(), d, S[0].u.get(), S[0].v.get(), S[0].sigma.get(), ws.get(), st);
+  cuda::sn_sigma_launch(S[0].w.get(), d, S[0].u.get(), S[0].v.get(), S[0].sigma.get(), ws.get(), st);
   err = rel_scalar(S[0].sigma.download()[0], s_eval.item());
   const double t_sigma = bench::gpu_median_us(
       [&](int i) {
         Set& x = S[i % sets];
-        kcuda::sn_sigma_launch(x.w.get(), d, x.u.get(), x.v.get(), x.dw.get(), ws.get(), st);  // sigma into scratch
+        cuda::sn_sigma_launch(x.w.get(), d, x.u.get(), x.v.get(), x.dw.get(), ws.get(), st);  // sigma into scratch
       },
       runs);
   bench::print_row("sn sigma (eval)", "2 fused (1 launch)", shape, t_sigma, wb, copy_gbs, err);
@@ -225,7 +225,7 @@ void gpu_case(const Case& k, cublasHandle_t h, double copy_gbs, int runs) {
 
   S[0].dw.fill_nan();
   auto bwd = [&](Set& x) {
-    kcuda::sn_backward_launch(x.w.get(), d, x.u.get(), x.v.get(), x.sigma.get(), x.g.get(), x.dw.get(), ws.get(), st);
+    cuda::sn_backward_launch(x.w.get(), d, x.u.get(), x.v.get(), x.sigma.get(), x.g.get(), x.dw.get(), ws.get(), st);
   };
   bwd(S[0]);
   err = bench::rel_err(S[0].dw.download(), dw1);

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 # The CI subset: test files (tests/test_<name>.cpp) chosen for what sanitizers catch: parsing of
 # untrusted bytes, threads, index arithmetic of views. Compute-heavy tests (kernels, whole models:
 # test_models alone takes 150 s under ASan) run in --full.
-SUBSET="safetensors;data;image_corpus;shape;tensor;autograd"
+SUBSET="safetensors;data_idx;data_image_folder;data_loader;data_png;image_corpus;shape;tensor;autograd"
 
 if command -v ccache >/dev/null; then export CMAKE_CXX_COMPILER_LAUNCHER=${CMAKE_CXX_COMPILER_LAUNCHER:-ccache}; fi
 # The resource table of the emulator's launch checks: the one read from this checkout's CUDA build

@@ -20,6 +20,7 @@
 #endif
 
 #include <cstdint>
+#include <string>
 #include <utility>
 
 #include "core/error.h"
@@ -54,6 +55,15 @@ inline void check(Status s, const char* library, const char* call, const char* f
     throw_api_error(library, status_text(s), static_cast<int>(s), out_of_memory(s), call, function, file, line);
 }
 
+// EMBER_CUDA_LAUNCH_CHECK's half: `label` is "" when the launch has none.
+inline void check_launch(const char* label, const char* function, const char* file, int line) {
+  const cudaError_t s = cudaGetLastError();
+  if (!ok(s)) {
+    const std::string call = *label ? std::string("launch ") + label : std::string("launch");
+    throw_api_error("CUDA", status_text(s), static_cast<int>(s), out_of_memory(s), call.c_str(), function, file, line);
+  }
+}
+
 }  // namespace ember::cuda_rt::detail
 
 #define EMBER_API_CHECK_(library, call) \
@@ -62,7 +72,10 @@ inline void check(Status s, const char* library, const char* call, const char* f
 #define EMBER_CUBLAS_CHECK(call) EMBER_API_CHECK_("cuBLAS", call)
 #define EMBER_CUDNN_CHECK(call) EMBER_API_CHECK_("cuDNN", call)
 // After every kernel launch: catches bad configurations (grid too large, too much shared memory).
-#define EMBER_CUDA_LAUNCH_CHECK() EMBER_API_CHECK_("CUDA", cudaGetLastError())
+// An optional label (a string literal) names the launch in the error: EMBER_CUDA_LAUNCH_CHECK("sn_scale")
+// reports "launch sn_scale", a bare EMBER_CUDA_LAUNCH_CHECK() "launch" (both with function, file, line).
+#define EMBER_CUDA_LAUNCH_CHECK(...) \
+  ::ember::cuda_rt::detail::check_launch("" __VA_ARGS__, __func__, __FILE__, __LINE__)
 
 // Every kernel launch in ember: EMBER_LAUNCH(grid, block, smem, stream, kernel)(args...). Under
 // nvcc it is kernel<<<grid, block, smem, stream>>>(args...); in the emulated build (host C++,

@@ -54,7 +54,7 @@ MnistSplit load_fashion_mnist(const std::string& dir, bool train);
 //   ZeroOne:      v / 255                in [0, 1]
 //   Standardized: (v / 255 - mean) / std with the training set's statistics below
 enum class PixelScale { MinusOneOne, ZeroOne, Standardized };
-// Mean and standard deviation of all training pixels / 255 (checked by tests/test_data.cpp).
+// Mean and standard deviation of all training pixels / 255 (checked by tests/test_data_idx.cpp).
 constexpr float kFashionMnistMean = 0.2860f;
 constexpr float kFashionMnistStd = 0.3530f;
 

@@ -120,7 +120,7 @@ void launch_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Te
     EMBER_LAUNCH(grid, kMaxWarps * 32, smem, st, kernel)(q.data(), k.data(), lse.data(), d_o.data(), dv.data(), s);
     EMBER_CUDA_LAUNCH_CHECK();
   }
-  const int nw = dkdq_warps(s, kcuda::device_info().max_smem_optin);
+  const int nw = dkdq_warps(s, device_info().max_smem_optin);
   const size_t smem = dkdq_smem(s, nw);
   {
     auto kernel = attn_bwd_dk<SP, BP>;

@@ -529,10 +529,10 @@ __global__ void attn_probs(const float* __restrict__ q, const float* __restrict_
     row[j] = s;
     mx = fmaxf(mx, s);
   }
-  mx = kcuda::block_max(mx, scratch);
+  mx = block_max(mx, scratch);
   float sum = 0.f;
   for (int j = threadIdx.x; j < M; j += blockDim.x) sum += expf(row[j] - mx);
-  const float inv = 1.f / kcuda::block_sum(sum, scratch);
+  const float inv = 1.f / block_sum(sum, scratch);
   for (int j = threadIdx.x; j < M; j += blockDim.x) row[j] = expf(row[j] - mx) * inv;
 }
 

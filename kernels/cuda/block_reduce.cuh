@@ -5,7 +5,7 @@
 #pragma once
 #include <cmath>
 
-namespace ember::kcuda {
+namespace ember::cuda {
 
 constexpr unsigned kFullMask = 0xffffffffu;
 
@@ -53,4 +53,4 @@ __device__ __forceinline__ float block_max(float x, float* scratch) {
   return block_reduce(x, scratch, -INFINITY, MaxOp{});
 }
 
-}  // namespace ember::kcuda
+}  // namespace ember::cuda

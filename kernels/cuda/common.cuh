@@ -20,7 +20,7 @@ inline void check_stream(cudaStream_t, const char*) {}
 }  // namespace ember::cuda_rt
 #endif
 #if defined(__CUDACC__) || defined(EMBER_EMULATION)
-#include "kernels/cuda/block_reduce.cuh"  // kcuda::group_reduce, block_reduce, block_sum, block_max
+#include "kernels/cuda/block_reduce.cuh"  // group_reduce, block_reduce, block_sum, block_max
 #endif
 
 namespace ember::cuda {
@@ -39,7 +39,7 @@ inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 
 
 // Shared memory per block: 48 KB (49,152 bytes) of static plus dynamic shared memory without asking;
 // up to the device's opt-in limit after allow_smem() below: 227 KB (232,448 bytes) on sm_90,
-// 163 KB (166,912) on sm_80, 99 KB (101,376) on sm_86 and sm_89. kcuda::device_info().max_smem_optin
+// 163 KB (166,912) on sm_80, 99 KB (101,376) on sm_86 and sm_89. device_info().max_smem_optin
 // reads the limit of the device at hand.
 constexpr size_t kDefaultSmemBytes = 48 * 1024;
 
@@ -59,26 +59,7 @@ inline int pow2_at_least(int64_t v, int cap) {
   return p;
 }
 
-
-}  // namespace ember::cuda
-
-// The softmax and spectral-norm kernels name the checks and the stream through these aliases.
-#define EMBER_KCUDA_CHECK(stmt) EMBER_CUDA_CHECK(stmt)
-// The launch check with a label (a string literal) naming the launch in the error message.
-#define EMBER_KCUDA_CHECK_LAUNCH(what) \
-  ::ember::cuda_rt::detail::check(cudaGetLastError(), "CUDA", "launch of " what, __func__, __FILE__, __LINE__)
-
-namespace ember::kcuda {
-
-#ifndef EMBER_KERNELS_ONLY
-// The stream the ember::cuda:: entries run on: the context's one stream.
-inline cudaStream_t kstream() { return ::ember::cuda_rt::stream(); }
-#endif
-
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-using ::ember::cuda::aligned16;
-using ::ember::cuda::allow_smem;
 
 // Properties of the current device, read once per device (the grid heuristics need them).
 struct DeviceInfo {
@@ -89,13 +70,13 @@ inline const DeviceInfo& device_info() {
   constexpr int kMaxDevices = 16;
   static DeviceInfo infos[kMaxDevices];
   int dev = 0;
-  EMBER_KCUDA_CHECK(cudaGetDevice(&dev));
+  EMBER_CUDA_CHECK(cudaGetDevice(&dev));
   DeviceInfo& d = infos[dev % kMaxDevices];
   if (d.sm_count == 0) {
-    EMBER_KCUDA_CHECK(cudaDeviceGetAttribute(&d.max_smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    EMBER_KCUDA_CHECK(cudaDeviceGetAttribute(&d.sm_count, cudaDevAttrMultiProcessorCount, dev));
+    EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&d.max_smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&d.sm_count, cudaDevAttrMultiProcessorCount, dev));
   }
   return d;
 }
 
-}  // namespace ember::kcuda
+}  // namespace ember::cuda

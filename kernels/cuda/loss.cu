@@ -57,7 +57,7 @@ __global__ void bce_backward_kernel(int64_t n, const float* x, const float* t, c
 }
 
 __device__ __forceinline__ float warp_max(float v) {
-  for (int o = kWarp / 2; o > 0; o >>= 1) v = kcuda::nan_max(v, __shfl_xor_sync(0xffffffffu, v, o));
+  for (int o = kWarp / 2; o > 0; o >>= 1) v = nan_max(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
 __device__ __forceinline__ float warp_sum(float v) {
@@ -68,7 +68,7 @@ __device__ __forceinline__ float warp_sum(float v) {
 // Row statistics of logits[row, :K]: the maximum and sum(exp(x - max)), the same in every lane.
 __device__ __forceinline__ float2 row_softmax_stats(const float* row, int64_t K, int lane) {
   float mx = -INFINITY;
-  for (int64_t k = lane; k < K; k += kWarp) mx = kcuda::nan_max(mx, row[k]);
+  for (int64_t k = lane; k < K; k += kWarp) mx = nan_max(mx, row[k]);
   mx = warp_max(mx);
   float s = 0.f;
   for (int64_t k = lane; k < K; k += kWarp) s += expf(row[k] - mx);

@@ -54,8 +54,10 @@ struct WelfordAcc {
 };
 
 // Tree over the threads of a 1-D block of kReduceBlock threads; the total is valid in thread 0.
+// Unlike block_reduce (block_reduce.cuh: floats, by warp shuffles, every thread gets the result)
+// it merges accumulator structs (Welford's three fields) through shared memory.
 template <class Acc>
-__device__ Acc block_reduce(Acc v) {
+__device__ Acc block_tree_reduce(Acc v) {
   EMBER_SHARED(Acc, sh, [kReduceBlock]);
   const int t = threadIdx.x;
   sh[t] = v;
@@ -84,7 +86,7 @@ __global__ void channel_partials_kernel(int64_t N, int64_t C, int64_t inner, int
     const int64_t base = (n * C + c) * inner;
     for (int64_t k = tx; k < inner; k += tx_count) acc.add(load(base + k, c));
   }
-  acc = block_reduce(acc);
+  acc = block_tree_reduce(acc);
   if (threadIdx.x == 0) partial[c * splits + split] = acc;
 }
 
@@ -129,7 +131,7 @@ template <class Value>
 __global__ void sum_partials_kernel(int64_t n, Value value, float* partial) {
   SumAcc acc = SumAcc::zero();
   for (int64_t i = global_index(); i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x) acc.add(value(i));
-  acc = block_reduce(acc);
+  acc = block_tree_reduce(acc);
   if (threadIdx.x == 0) partial[blockIdx.x] = acc.s;
 }
 
@@ -139,7 +141,7 @@ template <class T>
 __global__ void sum_finish_kernel(int parts, const T* partial, T scale, T* out) {
   SumAcc acc = SumAcc::zero();
   for (int i = threadIdx.x; i < parts; i += blockDim.x) acc.add(partial[i]);
-  acc = block_reduce(acc);
+  acc = block_tree_reduce(acc);
   if (threadIdx.x == 0) out[0] = scale * acc.s;
 }
 

@@ -38,7 +38,7 @@
 #include "kernels/kernels.h"
 #endif
 
-namespace ember::kcuda {
+namespace ember::cuda {
 
 namespace {
 
@@ -521,7 +521,7 @@ void softmax_forward_launch(const float* x, float* y, int64_t rows, int64_t cols
         EMBER_LAUNCH(row_grid(rows), block_threads(cols, 8), 0, st, softmax_fwd_block_streaming<1>)(x, y, rows, cols);
       break;
   }
-  EMBER_KCUDA_CHECK_LAUNCH("softmax forward");
+  EMBER_CUDA_LAUNCH_CHECK("softmax forward");
 }
 
 void softmax_backward_launch(const float* y, const float* dy, float* dx, int64_t rows, int64_t cols,
@@ -559,10 +559,10 @@ void softmax_backward_launch(const float* y, const float* dy, float* dx, int64_t
             y, dy, dx, rows, cols);
       break;
   }
-  EMBER_KCUDA_CHECK_LAUNCH("softmax backward");
+  EMBER_CUDA_LAUNCH_CHECK("softmax backward");
 }
 
-}  // namespace ember::kcuda
+}  // namespace ember::cuda
 
 #ifndef EMBER_KERNELS_ONLY  // the kernel lab (kernels/lab/) runs the launchers above without tensors
 // ---- the Tensor-level kernels of kernels/softmax.inc ------------------------------------------
@@ -575,15 +575,15 @@ int64_t last_dim(const Tensor& t) { return t.dim() == 0 ? 1 : t.size(t.dim() - 1
 void softmax_forward(const Tensor& x, Tensor& y) {
   const int64_t cols = last_dim(x);
   if (cols == 0 || x.numel() == 0) return;
-  kcuda::softmax_forward_launch(x.data(), y.data(), x.numel() / cols, cols, kcuda::SoftmaxVariant::Auto,
-                                kcuda::kstream());
+  softmax_forward_launch(x.data(), y.data(), x.numel() / cols, cols, SoftmaxVariant::Auto,
+                                stream());
 }
 
 void softmax_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
   const int64_t cols = last_dim(y);
   if (cols == 0 || y.numel() == 0) return;
-  kcuda::softmax_backward_launch(y.data(), dy.data(), dx.data(), y.numel() / cols, cols,
-                                 kcuda::SoftmaxVariant::Auto, kcuda::kstream());
+  softmax_backward_launch(y.data(), dy.data(), dx.data(), y.numel() / cols, cols,
+                                 SoftmaxVariant::Auto, stream());
 }
 
 }  // namespace ember::cuda

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-namespace ember::kcuda {
+namespace ember::cuda {
 
 enum class SoftmaxVariant {
   Auto = 0,            // what ember::cuda::softmax_* use: picked from the row length
@@ -34,4 +34,4 @@ void softmax_forward_launch(const float* x, float* y, int64_t rows, int64_t cols
 void softmax_backward_launch(const float* y, const float* dy, float* dx, int64_t rows, int64_t cols,
                              SoftmaxVariant v, cudaStream_t stream);
 
-}  // namespace ember::kcuda
+}  // namespace ember::cuda

@@ -53,7 +53,7 @@
 #endif
 #include "kernels/spectral_norm_layout.h"
 
-namespace ember::kcuda {
+namespace ember::cuda {
 
 namespace {
 
@@ -533,7 +533,7 @@ void launch_rowpass(bool vec, const Plan& p, dim3 grid, dim3 block, const float*
   EMBER_LAUNCH(grid, block, 0, st, k)(w, static_cast<int>(d.rows), static_cast<int>(d.cols), static_cast<int>(d.inner),
                             p.rows_per_tile, p.col_tiles, p.row_tiles, vsrc, ws + p.ssq, eps, v_out, ws + p.p2,
                             ws + p.traw, ws + p.rt, u, sigma);
-  EMBER_KCUDA_CHECK_LAUNCH("sn_rowpass");
+  EMBER_CUDA_LAUNCH_CHECK("sn_rowpass");
 }
 }  // namespace
 
@@ -547,7 +547,7 @@ void sn_power_iteration_launch(const float* w, SnDims d, float eps, float* u, fl
   EMBER_LAUNCH(grid, block, 0, st, k1)(
       w, u, static_cast<int>(d.rows), static_cast<int>(d.cols), static_cast<int>(d.inner),
                              p.rows_per_tile, p.row_tiles, ws + p.p1, ws + p.vraw, ws + p.ssq);
-  EMBER_KCUDA_CHECK_LAUNCH("sn_colpass");
+  EMBER_CUDA_LAUNCH_CHECK("sn_colpass");
   launch_rowpass<true>(vec, p, grid, block, w, d, ws + p.vraw, ws, eps, v, u, sigma, st);
 }
 
@@ -576,12 +576,12 @@ void sn_group_step_launch(const SnGroupItem* items, int n, bool training, float*
     if (t.count == 0) return;
     if (training) {
       EMBER_LAUNCH(blocks, kBlockThreads, 0, st, sn_group_colpass)(t);
-      EMBER_KCUDA_CHECK_LAUNCH("sn_group_colpass");
+      EMBER_CUDA_LAUNCH_CHECK("sn_group_colpass");
       EMBER_LAUNCH(blocks, kBlockThreads, 0, st, sn_group_rowpass<true>)(t);
     } else {
       EMBER_LAUNCH(blocks, kBlockThreads, 0, st, sn_group_rowpass<false>)(t);
     }
-    EMBER_KCUDA_CHECK_LAUNCH("sn_group_rowpass");
+    EMBER_CUDA_LAUNCH_CHECK("sn_group_rowpass");
     t = GroupTable{};
     blocks = tickets = 0;
   };
@@ -622,7 +622,7 @@ void sn_scale_launch(const float* w, const float* sigma, float* w_sn, int64_t n,
   } else {
     EMBER_LAUNCH(elementwise_grid(n, threads), threads, 0, st, sn_scale_scalar)(w, sigma, w_sn, n);
   }
-  EMBER_KCUDA_CHECK_LAUNCH("sn_scale");
+  EMBER_CUDA_LAUNCH_CHECK("sn_scale");
 }
 
 void sn_backward_launch(const float* w, SnDims d, const float* u, const float* v, const float* sigma, const float* g,
@@ -637,60 +637,60 @@ void sn_backward_launch(const float* w, SnDims d, const float* u, const float* v
   float* coef = ws + p.scal;
   auto k1 = vec ? sn_grad_dot<true> : sn_grad_dot<false>;
   EMBER_LAUNCH(blocks, kDotThreads, 0, st, k1)(g, w, n, sigma, ws + p.dotp, coef);
-  EMBER_KCUDA_CHECK_LAUNCH("sn_grad_dot");
+  EMBER_CUDA_LAUNCH_CHECK("sn_grad_dot");
   auto k2 = vec ? sn_grad_apply<true> : sn_grad_apply<false>;
   EMBER_LAUNCH(elementwise_grid(work, 256), 256, 0, st, k2)(g, u, v, sigma, coef, n, static_cast<int>(d.rows),
                                                    static_cast<int>(d.inner), dw);
-  EMBER_KCUDA_CHECK_LAUNCH("sn_grad_apply");
+  EMBER_CUDA_LAUNCH_CHECK("sn_grad_apply");
 }
 
-}  // namespace ember::kcuda
+}  // namespace ember::cuda
 
 #ifndef EMBER_KERNELS_ONLY  // the kernel lab (kernels/lab/) runs the launchers above without tensors
 // ---- the Tensor-level kernels of kernels/spectral_norm.inc --------------------------------------
 namespace ember::cuda {
 
 namespace {
-kcuda::SnDims dims_of(const Tensor& w, int dim) {
+SnDims dims_of(const Tensor& w, int dim) {
   const SnLayout l = sn_layout(w.shape(), dim);
   return {l.rows, l.cols(), l.inner};
 }
-Tensor workspace_for(kcuda::SnDims d) { return Tensor::empty(Shape{kcuda::sn_workspace_floats(d)}, Device::CUDA); }
+Tensor workspace_for(SnDims d) { return Tensor::empty(Shape{sn_workspace_floats(d)}, Device::CUDA); }
 }  // namespace
 
 void spectral_norm_power_iteration(const Tensor& w, int dim, float eps, Tensor& u, Tensor& v, Tensor& sigma) {
-  const kcuda::SnDims d = dims_of(w, dim);
+  const SnDims d = dims_of(w, dim);
   Tensor ws = workspace_for(d);
-  kcuda::sn_power_iteration_launch(w.data(), d, eps, u.data(), v.data(), sigma.data(), ws.data(), kcuda::kstream());
+  sn_power_iteration_launch(w.data(), d, eps, u.data(), v.data(), sigma.data(), ws.data(), stream());
 }
 
 void spectral_norm_sigma(const Tensor& w, int dim, const Tensor& u, const Tensor& v, Tensor& sigma) {
-  const kcuda::SnDims d = dims_of(w, dim);
+  const SnDims d = dims_of(w, dim);
   Tensor ws = workspace_for(d);
-  kcuda::sn_sigma_launch(w.data(), d, u.data(), v.data(), sigma.data(), ws.data(), kcuda::kstream());
+  sn_sigma_launch(w.data(), d, u.data(), v.data(), sigma.data(), ws.data(), stream());
 }
 
 void spectral_norm_step_group(const std::vector<SnStepItem>& items, bool training) {
-  std::vector<kcuda::SnGroupItem> g(items.size());
+  std::vector<SnGroupItem> g(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     const SnStepItem& it = items[i];
     g[i] = {it.w.data(), dims_of(it.w, it.dim), it.eps, it.u.data(), it.v.data(), it.sigma.data()};
   }
   const int n = static_cast<int>(g.size());
-  Tensor ws = Tensor::empty(Shape{std::max<int64_t>(1, kcuda::sn_group_workspace_floats(g.data(), n))}, Device::CUDA);
-  kcuda::sn_group_step_launch(g.data(), n, training, ws.data(), kcuda::kstream());
+  Tensor ws = Tensor::empty(Shape{std::max<int64_t>(1, sn_group_workspace_floats(g.data(), n))}, Device::CUDA);
+  sn_group_step_launch(g.data(), n, training, ws.data(), stream());
 }
 
 void spectral_norm_scale(const Tensor& w, const Tensor& sigma, Tensor& w_sn) {
-  kcuda::sn_scale_launch(w.data(), sigma.data(), w_sn.data(), w.numel(), kcuda::kstream());
+  sn_scale_launch(w.data(), sigma.data(), w_sn.data(), w.numel(), stream());
 }
 
 void spectral_norm_backward(const Tensor& w, int dim, const Tensor& u, const Tensor& v, const Tensor& sigma,
                             const Tensor& g, Tensor& dw) {
-  const kcuda::SnDims d = dims_of(w, dim);
+  const SnDims d = dims_of(w, dim);
   Tensor ws = workspace_for(d);
-  kcuda::sn_backward_launch(w.data(), d, u.data(), v.data(), sigma.data(), g.data(), dw.data(), ws.data(),
-                            kcuda::kstream());
+  sn_backward_launch(w.data(), d, u.data(), v.data(), sigma.data(), g.data(), dw.data(), ws.data(),
+                            stream());
 }
 
 }  // namespace ember::cuda

@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-namespace ember::kcuda {
+namespace ember::cuda {
 
 // The weight seen as the matrix Wm [rows, cols] of kernels/spectral_norm_layout.h:
 // Wm[r][c] = w[(c / inner) * rows * inner + r * inner + c % inner]. inner == cols for dim 0.
@@ -59,4 +59,4 @@ int64_t sn_unfused_workspace_floats(SnDims d);
 void sn_unfused_forward(cublasHandle_t handle, const float* w, SnDims d, float eps, float* u, float* v,
                         float* sigma, float* w_sn, float* workspace, cudaStream_t stream);
 
-}  // namespace ember::kcuda
+}  // namespace ember::cuda

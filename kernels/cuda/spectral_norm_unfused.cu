@@ -17,7 +17,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/spectral_norm.cuh"
 
-namespace ember::kcuda {
+namespace ember::cuda {
 
 namespace {
 
@@ -101,7 +101,7 @@ void sn_unfused_forward(cublasHandle_t h, const float* w, SnDims d, float eps, f
   const float* wm = w;  // Wm row-major (rows, cols) = column-major (cols, rows), ld = cols
   if (d.inner != d.cols) {
     EMBER_LAUNCH(grid_for(d.rows * d.cols), kThreads, 0, st, unfused_permute)(w, d.rows, d.cols, d.inner, ws + g.wp);
-    EMBER_KCUDA_CHECK_LAUNCH("unfused_permute");
+    EMBER_CUDA_LAUNCH_CHECK("unfused_permute");
     wm = ws + g.wp;
   }
   // v = normalize(Wm^T u)
@@ -109,16 +109,16 @@ void sn_unfused_forward(cublasHandle_t h, const float* w, SnDims d, float eps, f
   EMBER_LAUNCH(1, 512, 0, st, unfused_norm)(ws + g.vtmp, d.cols, nrm);
   EMBER_LAUNCH(1, 1, 0, st, unfused_clamp_min)(nrm, eps);
   EMBER_LAUNCH(grid_for(d.cols), kThreads, 0, st, unfused_div)(ws + g.vtmp, nrm, d.cols, v);
-  EMBER_KCUDA_CHECK_LAUNCH("unfused normalize v");
+  EMBER_CUDA_LAUNCH_CHECK("unfused normalize v");
   // u = normalize(Wm v)
   check_cublas(cublasSgemv(h, CUBLAS_OP_T, m, n, &one, wm, m, v, 1, &zero, ws + g.utmp, 1), "cublasSgemv (W v)");
   EMBER_LAUNCH(1, 512, 0, st, unfused_norm)(ws + g.utmp, d.rows, nrm + 1);
   EMBER_LAUNCH(1, 1, 0, st, unfused_clamp_min)(nrm + 1, eps);
   EMBER_LAUNCH(grid_for(d.rows), kThreads, 0, st, unfused_div)(ws + g.utmp, nrm + 1, d.rows, u);
-  EMBER_KCUDA_CHECK_LAUNCH("unfused normalize u");
+  EMBER_CUDA_LAUNCH_CHECK("unfused normalize u");
   // u, v = u.clone(), v.clone()
-  EMBER_KCUDA_CHECK(cudaMemcpyAsync(ws + g.uc, u, d.rows * sizeof(float), cudaMemcpyDeviceToDevice, st));
-  EMBER_KCUDA_CHECK(cudaMemcpyAsync(ws + g.vc, v, d.cols * sizeof(float), cudaMemcpyDeviceToDevice, st));
+  EMBER_CUDA_CHECK(cudaMemcpyAsync(ws + g.uc, u, d.rows * sizeof(float), cudaMemcpyDeviceToDevice, st));
+  EMBER_CUDA_CHECK(cudaMemcpyAsync(ws + g.vc, v, d.cols * sizeof(float), cudaMemcpyDeviceToDevice, st));
   // sigma = dot(u, Wm v), written on the device
   check_cublas(cublasSgemv(h, CUBLAS_OP_T, m, n, &one, wm, m, ws + g.vc, 1, &zero, ws + g.t, 1), "cublasSgemv (W v)");
   check_cublas(cublasSetPointerMode(h, CUBLAS_POINTER_MODE_DEVICE), "cublasSetPointerMode");
@@ -126,7 +126,7 @@ void sn_unfused_forward(cublasHandle_t h, const float* w, SnDims d, float eps, f
   check_cublas(cublasSetPointerMode(h, mode), "cublasSetPointerMode");
   // weight / sigma
   EMBER_LAUNCH(grid_for(d.rows * d.cols), kThreads, 0, st, unfused_div)(w, sigma, d.rows * d.cols, w_sn);
-  EMBER_KCUDA_CHECK_LAUNCH("unfused w / sigma");
+  EMBER_CUDA_LAUNCH_CHECK("unfused w / sigma");
 }
 
-}  // namespace ember::kcuda
+}  // namespace ember::cuda

@@ -120,15 +120,13 @@ void reference(const std::vector<float>& q, const std::vector<float>& k, const s
 
 int main_(int argc, char** argv) {
   Flags f(argc, argv);
-  const int version = f.version(5);
-  const int B = static_cast<int>(f.get("--B", kEmulated ? 1 : 4));
-  const int N = static_cast<int>(f.get("--N", kEmulated ? 64 : 2048));  // the CPU reference: ~5 s
-  const int M = static_cast<int>(f.get("--M", N));
-  const int dk = static_cast<int>(f.get("--dk", kEmulated ? 8 : 32));
-  const int dv = static_cast<int>(f.get("--dv", kEmulated ? 32 : 256));
-  const int block = check_block(f.get("--block", 128, 32));
-  const int runs = static_cast<int>(f.get("--runs", 20, 0));
-  f.done("lab_attention");
+  const int B = f.get("--B", kEmulated ? 1 : 4);
+  const int N = f.get("--N", kEmulated ? 64 : 2048);  // the CPU reference: ~5 s
+  const int M = f.get("--M", N);
+  const int dk = f.get("--dk", kEmulated ? 8 : 32);
+  const int dv = f.get("--dv", kEmulated ? 32 : 256);
+  const Flags::Common c = f.common(5, 128, 20);  // 5 versions; default --block 128, --runs 20
+  f.done();
 
   print_banner("attention forward", "B " + std::to_string(B) + ", N " + std::to_string(N) + ", M " +
                                         std::to_string(M) + ", dk " + std::to_string(dk) + ", dv " + std::to_string(dv));
@@ -143,7 +141,7 @@ int main_(int argc, char** argv) {
   const double map_bytes = 4.0 * B * N * M;
   std::unique_ptr<Buf> S;  // [B, N, M], version 1 only
   const bool map_fits = kEmulated || map_bytes <= 8e9;
-  auto blocks_for = [&](int64_t n) { return static_cast<unsigned>((n + block - 1) / block); };
+  auto blocks_for = [&](int64_t n) { return static_cast<unsigned>((n + c.block - 1) / c.block); };
 
   using ember::cuda::AttentionVariant;
   auto production = [&](AttentionVariant var) {
@@ -156,20 +154,20 @@ int main_(int argc, char** argv) {
       {"unfused", "scores, softmax, weighted sum: three kernels, a [B, N, M] map",
        [&](int) {
          if (!S) S = std::make_unique<Buf>(static_cast<size_t>(B) * N * M);
-         EMBER_LAUNCH(blocks_for(int64_t{B} * N * M), block, 0, nullptr, attn_unfused_scores)(qd.get(), kd.get(),
+         EMBER_LAUNCH(blocks_for(int64_t{B} * N * M), c.block, 0, nullptr, attn_unfused_scores)(qd.get(), kd.get(),
                                                                                            S->get(), B, N, M, dk);
          EMBER_CUDA_LAUNCH_CHECK();
-         EMBER_LAUNCH(blocks_for(int64_t{B} * N), block, 0, nullptr, attn_unfused_softmax)(S->get(), lse.get(),
+         EMBER_LAUNCH(blocks_for(int64_t{B} * N), c.block, 0, nullptr, attn_unfused_softmax)(S->get(), lse.get(),
                                                                                         int64_t{B} * N, M);
          EMBER_CUDA_LAUNCH_CHECK();
-         EMBER_LAUNCH(blocks_for(int64_t{B} * dv * N), block, 0, nullptr, attn_unfused_weighted)(S->get(), vd.get(),
+         EMBER_LAUNCH(blocks_for(int64_t{B} * dv * N), c.block, 0, nullptr, attn_unfused_weighted)(S->get(), vd.get(),
                                                                                               o.get(), B, N, M, dv);
          EMBER_CUDA_LAUNCH_CHECK();
        },
        map_fits ? "" : "the [B, N, M] map would take more than 8 GB"},
       {"flash-scalar", "a thread per query, online softmax, plain loops",
        [&](int) {
-         EMBER_LAUNCH(blocks_for(int64_t{B} * N), block, 0, nullptr, attn_flash_scalar)(
+         EMBER_LAUNCH(blocks_for(int64_t{B} * N), c.block, 0, nullptr, attn_flash_scalar)(
              qd.get(), kd.get(), vd.get(), o.get(), lse.get(), B, N, M, dk, dv);
          EMBER_CUDA_LAUNCH_CHECK();
        }},
@@ -181,7 +179,7 @@ int main_(int argc, char** argv) {
   // the P.V product: ~3e-4 (version 4).
   auto tol_o = [](int k) { return k == 3 ? 2e-3 : 2e-5; };
   const int status = run_ladder(
-      versions, version,
+      versions, c.version,
       [&] {
         o.fill_nan();
         lse.fill_nan();
@@ -191,7 +189,7 @@ int main_(int argc, char** argv) {
         const bool b = check("lse", lse.download(), lse_ref, 2e-6);
         return a && b;
       },
-      Work{4.0 * (int64_t{B} * (dk * (N + M) + dv * (M + N) + N)), 2.0 * B * N * M * (dk + dv)}, runs);
+      Work{4.0 * (int64_t{B} * (dk * (N + M) + dv * (M + N) + N)), 2.0 * B * N * M * (dk + dv)}, c.runs);
   return status;
 }
 

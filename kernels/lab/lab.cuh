@@ -21,6 +21,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -51,10 +53,19 @@ constexpr bool kEmulated = false;
 
 // ---- flags ------------------------------------------------------------------------------------
 // "--name value" pairs. Every flag a program reads is declared with its default; an unknown flag,
-// a missing value or a value that is not a number is an error (exit 2) naming the flag.
+// a missing value or a value that is not a number in range is an error (exit 2) naming the flag.
+// A program reads its shape flags with get(), then the flags every lab program has with common(),
+// then calls done():
+//
+//   Flags f(argc, argv);
+//   const int rows = f.get("--rows", kEmulated ? 6 : 16384);
+//   const Flags::Common c = f.common(7, 256, 100);  // 7 versions; default --block 256, --runs 100
+//   f.done();
 class Flags {
  public:
   Flags(int argc, char** argv) {
+    const std::string path = argc > 0 ? argv[0] : "lab";
+    program_ = path.substr(path.find_last_of('/') + 1);
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       if (a == "-h" || a == "--help") {
@@ -65,35 +76,42 @@ class Flags {
       given_[a] = argv[++i];
     }
   }
-  // An integer flag (>= lo); `def` when not given.
-  long get(const std::string& name, long def, long lo = 1) {
+  // An integer flag in [lo, INT_MAX]; `def` when not given.
+  int get(const std::string& name, int def, int lo = 1) {
     declared_.insert(name);
     help_text_ += "  " + name + " (default " + std::to_string(def) + ")\n";
     auto it = given_.find(name);
     if (it == given_.end()) return def;
     char* end = nullptr;
+    errno = 0;
     const long v = std::strtol(it->second.c_str(), &end, 10);
     if (end == it->second.c_str() || *end != '\0')
       usage_error(name + " takes an integer, got '" + it->second + "'");
-    if (v < lo) usage_error(name + " must be >= " + std::to_string(lo) + ", got " + it->second);
-    return v;
-  }
-  // --version K or all (0 = all).
-  int version(int count) {
-    declared_.insert("--version");
-    help_text_ += "  --version K|all (default all; 1.." + std::to_string(count) + ")\n";
-    auto it = given_.find("--version");
-    if (it == given_.end() || it->second == "all") return 0;
-    char* end = nullptr;
-    const long v = std::strtol(it->second.c_str(), &end, 10);
-    if (end == it->second.c_str() || *end != '\0' || v < 1 || v > count)
-      usage_error("--version takes 1.." + std::to_string(count) + " or all, got '" + it->second + "'");
+    if (v < lo || v > INT_MAX || errno == ERANGE)
+      usage_error(name + " must be in " + std::to_string(lo) + ".." + std::to_string(INT_MAX) + ", got " + it->second);
     return static_cast<int>(v);
   }
+
+  // The flags of every lab program: --version K|all (version 0 = all of 1..versions), --block (the
+  // threads per block of the lab's own kernels: whole warps, at most 1024) and --runs (timed
+  // launches per version).
+  struct Common {
+    int version, block, runs;
+  };
+  Common common(int versions, int default_block, int default_runs) {
+    Common c;
+    c.version = version(versions);
+    c.block = get("--block", default_block, 32);
+    if (c.block % 32 != 0 || c.block > 1024)
+      usage_error("--block must be a multiple of 32 up to 1024, got " + std::to_string(c.block));
+    c.runs = get("--runs", default_runs, 0);
+    return c;
+  }
+
   // After every get(): refuses flags nobody read, prints the help when asked.
-  void done(const char* program) {
+  void done() {
     if (help_) {
-      std::printf("usage: %s [--flag value]...\n%s", program, help_text_.c_str());
+      std::printf("usage: %s [--flag value]...\n%s", program_.c_str(), help_text_.c_str());
       std::exit(0);
     }
     for (auto& kv : given_)
@@ -106,18 +124,24 @@ class Flags {
   }
 
  private:
+  int version(int count) {
+    declared_.insert("--version");
+    help_text_ += "  --version K|all (default all; 1.." + std::to_string(count) + ")\n";
+    auto it = given_.find("--version");
+    if (it == given_.end() || it->second == "all") return 0;
+    char* end = nullptr;
+    const long v = std::strtol(it->second.c_str(), &end, 10);
+    if (end == it->second.c_str() || *end != '\0' || v < 1 || v > count)
+      usage_error("--version takes 1.." + std::to_string(count) + " or all, got '" + it->second + "'");
+    return static_cast<int>(v);
+  }
+
+  std::string program_;
   std::map<std::string, std::string> given_;
   std::set<std::string> declared_;
   std::string help_text_;
   bool help_ = false;
 };
-
-// A --block value for the lab's own kernels: whole warps, at most 1024 threads.
-inline int check_block(long block) {
-  if (block % 32 != 0 || block > 1024)
-    Flags::usage_error("--block must be a multiple of 32 up to 1024, got " + std::to_string(block));
-  return static_cast<int>(block);
-}
 
 // ---- host and device arrays -------------------------------------------------------------------
 inline std::vector<float> random_vector(size_t n, unsigned seed, float lo = -1.f, float hi = 1.f) {

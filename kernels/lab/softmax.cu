@@ -23,7 +23,7 @@
 //                   BlockStreaming), compiled from that file: they keep the row on chip (registers or
 //                   shared memory) and read x once, with 16-byte loads.
 #include "kernels/lab/lab.cuh"
-#include "kernels/cuda/softmax.cu"  // the shipped kernels and launchers (ember::kcuda)
+#include "kernels/cuda/softmax.cu"  // the shipped kernels and launchers (ember::cuda)
 
 namespace lab {
 
@@ -129,12 +129,10 @@ std::vector<double> reference(const std::vector<float>& x, int rows, int cols) {
 
 int main_(int argc, char** argv) {
   Flags f(argc, argv);
-  const int version = f.version(7);
-  const int rows = static_cast<int>(f.get("--rows", kEmulated ? 6 : 16384));
-  const int cols = static_cast<int>(f.get("--cols", kEmulated ? 1000 : 1024));
-  const int block = check_block(f.get("--block", 256, 32));
-  const int runs = static_cast<int>(f.get("--runs", 100, 0));
-  f.done("lab_softmax");
+  const int rows = f.get("--rows", kEmulated ? 6 : 16384);
+  const int cols = f.get("--cols", kEmulated ? 1000 : 1024);
+  const Flags::Common c = f.common(7, 256, 100);  // 7 versions; default --block 256, --runs 100
+  f.done();
 
   print_banner("softmax", "rows " + std::to_string(rows) + ", cols " + std::to_string(cols));
   const std::vector<float> x = random_vector(static_cast<size_t>(rows) * cols, 1, -8.f, 8.f);
@@ -143,38 +141,38 @@ int main_(int argc, char** argv) {
   Rotated xs(x, rotation(4.0 * rows * cols));
   Buf y(static_cast<size_t>(rows) * cols);
   const unsigned row_blocks = static_cast<unsigned>(rows);
-  const bool pow2 = (block & (block - 1)) == 0;
+  const bool pow2 = (c.block & (c.block - 1)) == 0;
 
-  using ember::kcuda::SoftmaxVariant;
+  using ember::cuda::SoftmaxVariant;
   auto production = [&](SoftmaxVariant v) {
-    return [&, v](int i) { ember::kcuda::softmax_forward_launch(xs[i], y.get(), rows, cols, v, nullptr); };
+    return [&, v](int i) { ember::cuda::softmax_forward_launch(xs[i], y.get(), rows, cols, v, nullptr); };
   };
   auto fits = [&](SoftmaxVariant v) -> std::string {
-    const int64_t limit = ember::kcuda::softmax_max_cols(v, false);
+    const int64_t limit = ember::cuda::softmax_max_cols(v, false);
     return limit < 0 || cols <= limit ? "" : "takes rows up to " + std::to_string(limit) + " floats on this device";
   };
   std::vector<Version> versions = {
       {"naive", "a thread per row, three uncoalesced passes",
        [&](int i) {
-         EMBER_LAUNCH((rows + block - 1) / block, block, 0, nullptr, softmax_naive)(xs[i], y.get(), rows, cols);
+         EMBER_LAUNCH((rows + c.block - 1) / c.block, c.block, 0, nullptr, softmax_naive)(xs[i], y.get(), rows, cols);
          EMBER_CUDA_LAUNCH_CHECK();
        }},
       {"block-tree", "a block per row, tree reduction in shared memory",
        [&](int i) {
-         EMBER_LAUNCH(row_blocks, block, block * sizeof(float), nullptr, softmax_block_tree)(xs[i], y.get(), cols);
+         EMBER_LAUNCH(row_blocks, c.block, c.block * sizeof(float), nullptr, softmax_block_tree)(xs[i], y.get(), cols);
          EMBER_CUDA_LAUNCH_CHECK();
        },
        pow2 ? "" : "the tree needs a power-of-two --block"},
       {"warp-shuffle", "a warp per row, butterfly shuffles",
        [&](int i) {
-         const int per_block = block / 32;
-         EMBER_LAUNCH((rows + per_block - 1) / per_block, block, 0, nullptr, softmax_warp_shuffle)(xs[i], y.get(),
+         const int per_block = c.block / 32;
+         EMBER_LAUNCH((rows + per_block - 1) / per_block, c.block, 0, nullptr, softmax_warp_shuffle)(xs[i], y.get(),
                                                                                                  rows, cols);
          EMBER_CUDA_LAUNCH_CHECK();
        }},
       {"online", "a block per row, max and sum in one pass (online)",
        [&](int i) {
-         EMBER_LAUNCH(row_blocks, block, 0, nullptr, softmax_online)(xs[i], y.get(), cols);
+         EMBER_LAUNCH(row_blocks, c.block, 0, nullptr, softmax_online)(xs[i], y.get(), cols);
          EMBER_CUDA_LAUNCH_CHECK();
        }},
       {"prod warp-registers", "production: the row in registers, float4 loads",
@@ -187,8 +185,8 @@ int main_(int argc, char** argv) {
   // expf in a float sum of up to cols terms: a few ulp per element, growing slowly with cols.
   const double tol = 1e-5;
   return run_ladder(
-      versions, version, [&] { y.fill_nan(); }, [&](int) { return check("y", y.download(), ref, tol); },
-      Work{bytes, 0}, runs);
+      versions, c.version, [&] { y.fill_nan(); }, [&](int) { return check("y", y.download(), ref, tol); },
+      Work{bytes, 0}, c.runs);
 }
 
 }  // namespace lab

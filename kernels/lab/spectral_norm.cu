@@ -26,7 +26,7 @@
 //                    (a ticket: __threadfence + atomicAdd), no host synchronisation.
 //   4. prod forward  3 + the production w / sigma: what the layer runs (compare with 1).
 #include "kernels/lab/lab.cuh"
-#include "kernels/cuda/spectral_norm.cu"          // the shipped fused kernels (ember::kcuda)
+#include "kernels/cuda/spectral_norm.cu"          // the shipped fused kernels (ember::cuda)
 #include "kernels/cuda/spectral_norm_unfused.cu"  // PyTorch's sequence through cuBLAS
 
 namespace lab {
@@ -48,7 +48,7 @@ __global__ void sn_single_block(const float* w, int rows, int cols, int inner, f
     v[c] = acc;
     ssq += acc * acc;
   }
-  const float nv = fmaxf(sqrtf(ember::kcuda::block_sum(ssq, scratch)), eps);
+  const float nv = fmaxf(sqrtf(ember::cuda::block_sum(ssq, scratch)), eps);
   for (int c = threadIdx.x; c < cols; c += blockDim.x) v[c] /= nv;  // each thread its own columns
   __syncthreads();  // pass 2 reads every column of v
   // pass 2: t = Wm v, a warp per row, the lanes' partial dots added by shuffles; t kept in u
@@ -56,20 +56,20 @@ __global__ void sn_single_block(const float* w, int rows, int cols, int inner, f
   for (int r = warp; r < rows; r += nwarps) {
     float acc = 0.f;
     for (int c = lane; c < cols; c += 32) acc += at(r, c) * v[c];
-    acc = ember::kcuda::group_sum(acc);
+    acc = ember::cuda::group_sum(acc);
     if (lane == 0) {
       u[r] = acc;
       tsq += acc * acc;
     }
   }
-  const float nt = fmaxf(sqrtf(ember::kcuda::block_sum(tsq, scratch)), eps);  // (its barrier orders u)
+  const float nt = fmaxf(sqrtf(ember::cuda::block_sum(tsq, scratch)), eps);  // (its barrier orders u)
   float dot = 0.f;
   for (int r = threadIdx.x; r < rows; r += blockDim.x) {
     const float t = u[r];
     u[r] = t / nt;
     dot += u[r] * t;
   }
-  dot = ember::kcuda::block_sum(dot, scratch);
+  dot = ember::cuda::block_sum(dot, scratch);
   if (threadIdx.x == 0) *sigma = dot;
 }
 
@@ -117,13 +117,11 @@ Ref reference(const std::vector<float>& w, int rows, int cols, int inner, const 
 
 int main_(int argc, char** argv) {
   Flags f(argc, argv);
-  const int version = f.version(4);
-  const int rows = static_cast<int>(f.get("--rows", kEmulated ? 24 : 512));
-  const int cols = static_cast<int>(f.get("--cols", kEmulated ? 72 : 4608));
-  const int inner = static_cast<int>(f.get("--inner", cols));
-  const int block = check_block(f.get("--block", 1024, 32));
-  const int runs = static_cast<int>(f.get("--runs", 200, 0));
-  f.done("lab_spectral_norm");
+  const int rows = f.get("--rows", kEmulated ? 24 : 512);
+  const int cols = f.get("--cols", kEmulated ? 72 : 4608);
+  const int inner = f.get("--inner", cols);
+  const Flags::Common c = f.common(4, 1024, 200);  // 4 versions; default --block 1024, --runs 200
+  f.done();
   if (cols % inner != 0) Flags::usage_error("--inner must divide --cols, got " + std::to_string(inner));
 
   print_banner("spectral norm", "Wm " + std::to_string(rows) + " x " + std::to_string(cols) + ", inner " +
@@ -139,34 +137,34 @@ int main_(int argc, char** argv) {
 
   Rotated ws(w, rotation(4.0 * n));
   Buf u(rows), v(cols), sigma(1), w_sn(n);
-  const ember::kcuda::SnDims d{rows, cols, inner};
+  const ember::cuda::SnDims d{rows, cols, inner};
   Buf work(static_cast<size_t>(
-      std::max(ember::kcuda::sn_workspace_floats(d), ember::kcuda::sn_unfused_workspace_floats(d))));
+      std::max(ember::cuda::sn_workspace_floats(d), ember::cuda::sn_unfused_workspace_floats(d))));
   CublasHandle cublas;
 
   std::vector<Version> versions = {
       {"pytorch-seq", "PyTorch's ~13 launches: cuBLAS gemv, norm, clamp, divide, clones, w / sigma",
-       [&](int i) { ember::kcuda::sn_unfused_forward(cublas.h, ws[i], d, eps, u.get(), v.get(), sigma.get(), w_sn.get(),
+       [&](int i) { ember::cuda::sn_unfused_forward(cublas.h, ws[i], d, eps, u.get(), v.get(), sigma.get(), w_sn.get(),
                                                      work.get(), nullptr); },
        "", 16.0 * n},
       {"single-block", "one launch of one block: both passes and every reduction",
        [&](int i) {
-         EMBER_LAUNCH(1, block, 0, nullptr, sn_single_block)(ws[i], rows, cols, inner, eps, u.get(), v.get(), sigma.get());
+         EMBER_LAUNCH(1, c.block, 0, nullptr, sn_single_block)(ws[i], rows, cols, inner, eps, u.get(), v.get(), sigma.get());
          EMBER_CUDA_LAUNCH_CHECK();
        }},
       {"prod step", "production: two launches over the whole GPU, ticketed reductions",
-       [&](int i) { ember::kcuda::sn_power_iteration_launch(ws[i], d, eps, u.get(), v.get(), sigma.get(), work.get(), nullptr); }},
+       [&](int i) { ember::cuda::sn_power_iteration_launch(ws[i], d, eps, u.get(), v.get(), sigma.get(), work.get(), nullptr); }},
       {"prod forward", "production step + w / sigma (what the layer runs)",
        [&](int i) {
-         ember::kcuda::sn_power_iteration_launch(ws[i], d, eps, u.get(), v.get(), sigma.get(), work.get(), nullptr);
-         ember::kcuda::sn_scale_launch(ws[i], sigma.get(), w_sn.get(), static_cast<int64_t>(n), nullptr);
+         ember::cuda::sn_power_iteration_launch(ws[i], d, eps, u.get(), v.get(), sigma.get(), work.get(), nullptr);
+         ember::cuda::sn_scale_launch(ws[i], sigma.get(), w_sn.get(), static_cast<int64_t>(n), nullptr);
        },
        "", 16.0 * n},
   };
   const Buf u_start(u0);
   const double tol = 2e-5;  // fp32 sums of rows or cols products against double
   return run_ladder(
-      versions, version,
+      versions, c.version,
       [&] {
         EMBER_CUDA_CHECK(cudaMemcpy(u.get(), u_start.get(), rows * sizeof(float), cudaMemcpyDeviceToDevice));
         v.fill_nan();
@@ -180,7 +178,7 @@ int main_(int argc, char** argv) {
         if (ver == 0 || ver == 3) ok = check("w_sn", w_sn.download(), ref.w_sn, tol) && ok;
         return ok;
       },
-      Work{8.0 * n, 4.0 * n}, runs);
+      Work{8.0 * n, 4.0 * n}, c.runs);
 }
 
 }  // namespace lab

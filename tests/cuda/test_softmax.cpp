@@ -19,7 +19,7 @@
 #include "tests/harness.h"
 
 using namespace ember;
-using kcuda::SoftmaxVariant;
+using cuda::SoftmaxVariant;
 using test::gpu::kSanitized;
 
 namespace {
@@ -57,7 +57,7 @@ std::vector<int64_t> lengths_for(SoftmaxVariant v) {
     case SoftmaxVariant::WarpRegisters:
       return {1, 2, 3, 4, 5, 7, 8, 12, 13, 16, 17, 31, 32, 33, 64, 100, 128, 129, 255, 256, 257, 512, 513, 1000, 1023, 1024};
     case SoftmaxVariant::BlockShared: {
-      const int64_t limit = kcuda::softmax_max_cols(v, true);  // the smaller of forward and backward
+      const int64_t limit = cuda::softmax_max_cols(v, true);  // the smaller of forward and backward
       return {1, 7, 33, 1000, 1025, 2048, 4096, 4097, 10000, limit - 3, limit};
     }
     default:
@@ -76,19 +76,19 @@ int64_t rows_for(int64_t cols) {
 }
 
 void check_variant(SoftmaxVariant v, int64_t rows, int64_t cols, int shift, uint64_t seed) {
-  CAPTURE(kcuda::softmax_variant_name(v), rows, cols, shift);
+  CAPTURE(cuda::softmax_variant_name(v), rows, cols, shift);
   Tensor x = test::random_tensor(Shape{rows, cols}, seed, -8.f, 8.f);
   Tensor y = Tensor::empty(x.shape());
   cpu::softmax_forward(x, y);
   DeviceArray dx_in(x.to_vector(), shift), dy_out(std::vector<float>(rows * cols, kNaN), shift);
-  kcuda::softmax_forward_launch(dx_in.p, dy_out.p, rows, cols, v, cuda_rt::stream());
+  cuda::softmax_forward_launch(dx_in.p, dy_out.p, rows, cols, v, cuda_rt::stream());
   CHECK(rel(dy_out.host(), y) < 1e-5);
 
   Tensor g = test::random_tensor(Shape{rows, cols}, seed + 1);
   Tensor dx = Tensor::empty(x.shape());
   cpu::softmax_backward(y, g, dx);
   DeviceArray d_y(y.to_vector(), shift), d_g(g.to_vector(), shift), d_dx(std::vector<float>(rows * cols, kNaN), shift);
-  kcuda::softmax_backward_launch(d_y.p, d_g.p, d_dx.p, rows, cols, v, cuda_rt::stream());
+  cuda::softmax_backward_launch(d_y.p, d_g.p, d_dx.p, rows, cols, v, cuda_rt::stream());
   if (cols == 1) {
     for (float e : d_dx.host()) CHECK(e == 0.0f);  // exactly 0 (the reference's norm is 0)
   } else {
@@ -113,7 +113,7 @@ TEST_CASE("softmax: every CUDA variant matches the CPU on misaligned data (scala
   for (SoftmaxVariant v : kVariants)
     for (int64_t cols : {4, 8, 128, 1024, 4096}) {
       if (v == SoftmaxVariant::BlockShared || v == SoftmaxVariant::WarpRegisters)
-        if (cols > kcuda::softmax_max_cols(v, true)) continue;
+        if (cols > cuda::softmax_max_cols(v, true)) continue;
       check_variant(v, 33, cols, 1, seed += 2);
     }
 }
@@ -121,7 +121,7 @@ TEST_CASE("softmax: every CUDA variant matches the CPU on misaligned data (scala
 TEST_CASE("softmax: a variant refuses rows longer than it can hold", "[softmax][cuda]") {
   Tensor buf = Tensor::zeros(Shape{2048}, Device::CUDA);
   CHECK_THROWS_WITH(
-      kcuda::softmax_forward_launch(buf.data(), buf.data(), 1, 1025, SoftmaxVariant::WarpRegisters, cuda_rt::stream()),
+      cuda::softmax_forward_launch(buf.data(), buf.data(), 1, 1025, SoftmaxVariant::WarpRegisters, cuda_rt::stream()),
       Catch::Contains("takes rows up to 1024"));
 }
 
@@ -129,9 +129,9 @@ TEST_CASE("softmax: a variant refuses rows longer than it can hold", "[softmax][
 // any stream but the context's refuses before launching anything.
 TEST_CASE("softmax: a launcher refuses a stream other than ember's", "[softmax][cuda]") {
   Tensor buf = Tensor::zeros(Shape{64}, Device::CUDA);
-  CHECK_THROWS_WITH(kcuda::softmax_forward_launch(buf.data(), buf.data(), 2, 32, SoftmaxVariant::Auto, nullptr),
+  CHECK_THROWS_WITH(cuda::softmax_forward_launch(buf.data(), buf.data(), 2, 32, SoftmaxVariant::Auto, nullptr),
                     Catch::Contains("softmax_forward_launch") && Catch::Contains("context's stream"));
-  CHECK_THROWS_WITH(kcuda::softmax_backward_launch(buf.data(), buf.data(), buf.data(), 2, 32, SoftmaxVariant::Auto,
+  CHECK_THROWS_WITH(cuda::softmax_backward_launch(buf.data(), buf.data(), buf.data(), 2, 32, SoftmaxVariant::Auto,
                                                    nullptr),
                     Catch::Contains("softmax_backward_launch"));
 }
@@ -149,10 +149,10 @@ TEST_CASE("softmax: CUDA -inf and large inputs match the CPU in every variant", 
     cpu::softmax_forward(xt, y);
     std::vector<float> yc = y.to_vector();
     for (SoftmaxVariant v : kVariants) {
-      if (kcuda::softmax_max_cols(v, false) >= 0 && cols > kcuda::softmax_max_cols(v, false)) continue;
-      CAPTURE(cols, kcuda::softmax_variant_name(v));
+      if (cuda::softmax_max_cols(v, false) >= 0 && cols > cuda::softmax_max_cols(v, false)) continue;
+      CAPTURE(cols, cuda::softmax_variant_name(v));
       DeviceArray dx(x, 0), dy(std::vector<float>(x.size(), 0.5f), 0);
-      kcuda::softmax_forward_launch(dx.p, dy.p, rows, cols, v, cuda_rt::stream());
+      cuda::softmax_forward_launch(dx.p, dy.p, rows, cols, v, cuda_rt::stream());
       std::vector<float> yg = dy.host();
       double num = 0, den = 0;
       bool nan_where_expected = true;

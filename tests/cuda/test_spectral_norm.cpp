@@ -87,7 +87,7 @@ std::vector<Case> cases() {
           {Shape{1000, 3, 5}, 1}};
 }
 
-kcuda::SnDims dims(const Case& k) {
+cuda::SnDims dims(const Case& k) {
   const SnLayout l = sn_layout(k.shape, k.dim);
   return {l.rows, l.cols(), l.inner};
 }
@@ -101,17 +101,17 @@ TEST_CASE("spectral_norm: fused CUDA kernels match the CPU over dims, shapes and
   for (const Case& k : cases())
     for (int shift : {0, 1}) {
       CAPTURE(k.shape, k.dim, shift);
-      const kcuda::SnDims d = dims(k);
+      const cuda::SnDims d = dims(k);
       Tensor w = test::random_tensor(k.shape, ++seed);
       Tensor u = unit(d.rows, ++seed), v = unit(d.cols, ++seed), sigma = Tensor::zeros(Shape{1});
       Dev dw(w.to_vector(), shift), du(u.to_vector()), dv = Dev::nans(d.cols), ds = Dev::nans(1);
-      Tensor ws = Tensor::empty(Shape{kcuda::sn_workspace_floats(d)}, Device::CUDA);
+      Tensor ws = Tensor::empty(Shape{cuda::sn_workspace_floats(d)}, Device::CUDA);
 
       // Three steps in a row: each launch must leave its tickets at zero for the next.
       for (int step = 0; step < 3; ++step) {
         CAPTURE(step);
         cpu::spectral_norm_power_iteration(w, k.dim, 1e-12f, u, v, sigma);
-        kcuda::sn_power_iteration_launch(dw.p, d, 1e-12f, du.p, dv.p, ds.p, ws.data(), cuda_rt::stream());
+        cuda::sn_power_iteration_launch(dw.p, d, 1e-12f, du.p, dv.p, ds.p, ws.data(), cuda_rt::stream());
         CHECK(test::rel_err(du.host(u.shape()), u) < 1e-5);
         CHECK(test::rel_err(dv.host(v.shape()), v) < 1e-5);
         CHECK(rel_scalar(ds.host(Shape{1}).item(), sigma.item()) < 1e-5);
@@ -121,7 +121,7 @@ TEST_CASE("spectral_norm: fused CUDA kernels match the CPU over dims, shapes and
       Tensor sig_eval = Tensor::zeros(Shape{1});
       cpu::spectral_norm_sigma(w, k.dim, u, v, sig_eval);
       Dev du2(u.to_vector()), dv2(v.to_vector()), ds2 = Dev::nans(1);
-      kcuda::sn_sigma_launch(dw.p, d, du2.p, dv2.p, ds2.p, ws.data(), cuda_rt::stream());
+      cuda::sn_sigma_launch(dw.p, d, du2.p, dv2.p, ds2.p, ws.data(), cuda_rt::stream());
       CHECK(rel_scalar(ds2.host(Shape{1}).item(), sig_eval.item()) < 1e-5);
       CHECK(test::rel_err(du2.host(u.shape()), u) == 0.0);  // eval leaves u and v alone
       CHECK(test::rel_err(dv2.host(v.shape()), v) == 0.0);
@@ -130,7 +130,7 @@ TEST_CASE("spectral_norm: fused CUDA kernels match the CPU over dims, shapes and
       Tensor w_sn = Tensor::empty(k.shape);
       cpu::spectral_norm_scale(w, sigma, w_sn);
       Dev dsig(sigma.to_vector()), dout = Dev::nans(w.numel(), shift);
-      kcuda::sn_scale_launch(dw.p, dsig.p, dout.p, w.numel(), cuda_rt::stream());
+      cuda::sn_scale_launch(dw.p, dsig.p, dout.p, w.numel(), cuda_rt::stream());
       CHECK(test::rel_err(dout.host(k.shape), w_sn) < 1e-6);
 
       // Backward, twice (tickets again).
@@ -139,7 +139,7 @@ TEST_CASE("spectral_norm: fused CUDA kernels match the CPU over dims, shapes and
       Dev dg(g.to_vector(), shift), du3(u.to_vector()), dv3(v.to_vector());
       for (int rep = 0; rep < 2; ++rep) {
         Dev dgrad = Dev::nans(w.numel(), shift);
-        kcuda::sn_backward_launch(dw.p, d, du3.p, dv3.p, dsig.p, dg.p, dgrad.p, ws.data(), cuda_rt::stream());
+        cuda::sn_backward_launch(dw.p, d, du3.p, dv3.p, dsig.p, dg.p, dgrad.p, ws.data(), cuda_rt::stream());
         CHECK(test::rel_err(dgrad.host(k.shape), grad) < 1e-5);
       }
     }
@@ -153,15 +153,15 @@ TEST_CASE("spectral_norm: the unfused PyTorch-sequence baseline matches the CPU"
   const Shape big = kSanitized ? Shape{40, 1100} : kEmulated ? Shape{300, 1500} : Shape{512, 4608};
   for (const Case& k : {Case{Shape{37, 53}, 0}, Case{Shape{8, 12, 4, 4}, 1}, Case{big, 0}}) {
     CAPTURE(k.shape, k.dim);
-    const kcuda::SnDims d = dims(k);
+    const cuda::SnDims d = dims(k);
     Tensor w = test::random_tensor(k.shape, ++seed);
     Tensor u = unit(d.rows, ++seed), v = unit(d.cols, ++seed), sigma = Tensor::zeros(Shape{1});
     Dev dw(w.to_vector()), du(u.to_vector()), dv = Dev::nans(d.cols), ds = Dev::nans(1), dout = Dev::nans(w.numel());
-    Tensor ws = Tensor::empty(Shape{kcuda::sn_unfused_workspace_floats(d)}, Device::CUDA);
+    Tensor ws = Tensor::empty(Shape{cuda::sn_unfused_workspace_floats(d)}, Device::CUDA);
     cpu::spectral_norm_power_iteration(w, k.dim, 1e-12f, u, v, sigma);
     Tensor w_sn = Tensor::empty(k.shape);
     cpu::spectral_norm_scale(w, sigma, w_sn);
-    kcuda::sn_unfused_forward(h, dw.p, d, 1e-12f, du.p, dv.p, ds.p, dout.p, ws.data(), cuda_rt::stream());
+    cuda::sn_unfused_forward(h, dw.p, d, 1e-12f, du.p, dv.p, ds.p, dout.p, ws.data(), cuda_rt::stream());
     CHECK(test::rel_err(du.host(u.shape()), u) < 1e-5);
     CHECK(test::rel_err(dv.host(v.shape()), v) < 1e-5);
     CHECK(rel_scalar(ds.host(Shape{1}).item(), sigma.item()) < 1e-5);
@@ -189,7 +189,7 @@ TEST_CASE("spectral_norm: ops::spectral_norm on CUDA with autograd matches the C
   for (const Case& k : {Case{Shape{24, 40}, 0}, Case{Shape{16, 8, 4, 4}, 1}}) {
     for (bool training : {true, false}) {
       CAPTURE(k.shape, k.dim, training);
-      const kcuda::SnDims d = dims(k);
+      const cuda::SnDims d = dims(k);
       Tensor wc = test::random_param(k.shape, ++seed);
       Tensor wg = wc.detach().to(Device::CUDA);
       wg.requires_grad_();
@@ -246,32 +246,32 @@ TEST_CASE("spectral_norm: the grouped CUDA step equals the per-weight launches b
   for (int count : {3, static_cast<int>(ks.size())}) {
     CAPTURE(count);
     std::vector<Dev> w, ug, vg, sg, ua, va, sa;
-    std::vector<kcuda::SnGroupItem> items;
+    std::vector<cuda::SnGroupItem> items;
     uint64_t seed = 1500;
     for (int i = 0; i < count; ++i) {
-      const kcuda::SnDims d = dims(ks[i]);
+      const cuda::SnDims d = dims(ks[i]);
       w.emplace_back(test::random_tensor(ks[i].shape, ++seed).to_vector(), i % 2);  // odd items: scalar loads
       const std::vector<float> u0 = unit(d.rows, ++seed).to_vector(), v0 = unit(d.cols, ++seed).to_vector();
       ug.emplace_back(u0), ua.emplace_back(u0), vg.emplace_back(v0), va.emplace_back(v0);
       sg.push_back(Dev::nans(1)), sa.push_back(Dev::nans(1));
     }
     for (int i = 0; i < count; ++i) items.push_back({w[i].p, dims(ks[i]), 1e-12f, ug[i].p, vg[i].p, sg[i].p});
-    Tensor gws = Tensor::empty(Shape{kcuda::sn_group_workspace_floats(items.data(), count)}, Device::CUDA);
+    Tensor gws = Tensor::empty(Shape{cuda::sn_group_workspace_floats(items.data(), count)}, Device::CUDA);
     for (int step = 0; step < 4; ++step) {
       const bool training = step != 2;  // train, train, eval, train
       CAPTURE(step);
-      kcuda::sn_group_step_launch(items.data(), count, training, gws.data(), cuda_rt::stream());
+      cuda::sn_group_step_launch(items.data(), count, training, gws.data(), cuda_rt::stream());
       for (int i = 0; i < count; ++i) {
-        const kcuda::SnDims d = dims(ks[i]);
-        Tensor ws = Tensor::empty(Shape{kcuda::sn_workspace_floats(d)}, Device::CUDA);
+        const cuda::SnDims d = dims(ks[i]);
+        Tensor ws = Tensor::empty(Shape{cuda::sn_workspace_floats(d)}, Device::CUDA);
         if (training)
-          kcuda::sn_power_iteration_launch(w[i].p, d, 1e-12f, ua[i].p, va[i].p, sa[i].p, ws.data(), cuda_rt::stream());
+          cuda::sn_power_iteration_launch(w[i].p, d, 1e-12f, ua[i].p, va[i].p, sa[i].p, ws.data(), cuda_rt::stream());
         else
-          kcuda::sn_sigma_launch(w[i].p, d, ua[i].p, va[i].p, sa[i].p, ws.data(), cuda_rt::stream());
+          cuda::sn_sigma_launch(w[i].p, d, ua[i].p, va[i].p, sa[i].p, ws.data(), cuda_rt::stream());
       }
       for (int i = 0; i < count; ++i) {
         CAPTURE(i, ks[i].shape);
-        const kcuda::SnDims d = dims(ks[i]);
+        const cuda::SnDims d = dims(ks[i]);
         const Tensor sig = sg[i].host(Shape{1});
         CHECK(std::isfinite(sig.item()));
         CHECK(same_bits(sig, sa[i].host(Shape{1})));
@@ -286,7 +286,7 @@ TEST_CASE("spectral_norm: ops::spectral_norm_step_group on CUDA matches the CPU"
   uint64_t seed = 1700;
   std::vector<SnStepItem> cpu_items, gpu_items;
   for (const Case& k : {Case{Shape{24, 40}, 0}, Case{Shape{16, 8, 4, 4}, 1}, Case{Shape{8, 3, 3, 3}, 0}}) {
-    const kcuda::SnDims d = dims(k);
+    const cuda::SnDims d = dims(k);
     SnStepItem c;
     c.w = test::random_tensor(k.shape, ++seed);
     c.dim = k.dim;

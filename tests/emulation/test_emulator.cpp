@@ -157,6 +157,17 @@ TEST_CASE("emulator: launches the GPU would refuse are refused with the runtime'
   (void)cudaGetLastError();
 }
 
+TEST_CASE("emulator: a failed launch's check names its label and its source file", "[emulator]") {
+  set_kernel_resources(reinterpret_cast<const void*>(noop), 16, 0);
+  EMBER_LAUNCH(1, 1025, 0, nullptr, noop)(nullptr);  // too many threads: refused
+  CHECK_THROWS_WITH(EMBER_CUDA_LAUNCH_CHECK("noop probe"),
+                    Catch::Contains(": launch noop probe [") && Catch::Contains("test_emulator.cpp"));
+  EMBER_LAUNCH(1, 1025, 0, nullptr, noop)(nullptr);
+  CHECK_THROWS_WITH(EMBER_CUDA_LAUNCH_CHECK(), Catch::Contains(": launch [") && Catch::Contains("test_emulator.cpp"));
+  EMBER_LAUNCH(1, 32, 0, nullptr, noop)(nullptr);
+  CHECK_NOTHROW(EMBER_CUDA_LAUNCH_CHECK("noop probe"));
+}
+
 TEST_CASE("emulator: mma.sync m16n8k8 TF32 is the product of the TF32-rounded inputs", "[emulator]") {
   set_kernel_resources(reinterpret_cast<const void*>(mma_product), 32, 0);
   std::mt19937 rng(5);

@@ -2,7 +2,7 @@
 // emulated threads of a block are OS threads, so a race between CUDA threads on shared memory is
 // a data race TSan reports. Barriers order memory (a mutex), shuffles and mma do not (TSan is
 // blind to their bookkeeping), as on the hardware.
-//   ember_emu_tsan block_sum   kcuda::block_sum, the shipped block reduction: no race
+//   ember_emu_tsan block_sum   cuda::block_sum, the shipped block reduction: no race
 //   ember_emu_tsan broken      a copy of it without its second __syncthreads: TSan must report
 //   ember_emu_tsan attention   the fused attention forward (SIMT and TF32 mma variants) on a
 //                              small case, against a double-precision reference: no race
@@ -22,19 +22,19 @@ using ember::emu::set_kernel_resources;
 
 __global__ void block_sum_kernel(const float* x, float* out) {
   EMBER_SHARED(float, scratch, [32]);
-  const float s = ember::kcuda::block_sum(x[blockIdx.x * blockDim.x + threadIdx.x], scratch);
+  const float s = ember::cuda::block_sum(x[blockIdx.x * blockDim.x + threadIdx.x], scratch);
   if (threadIdx.x == 0) out[blockIdx.x] = s;
 }
 
-// kcuda::block_reduce with the barrier between the warp leaders' writes and the reads removed.
+// cuda::block_reduce with the barrier between the warp leaders' writes and the reads removed.
 __device__ float broken_block_sum(float x, float* scratch) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  x = ember::kcuda::group_sum(x);
+  x = ember::cuda::group_sum(x);
   __syncthreads();
   if (lane == 0) scratch[warp] = x;
   // __syncthreads();  <- removed: warp 0 may read scratch[] before the other leaders wrote it
   x = lane < nwarps ? scratch[lane] : 0.0f;
-  return ember::kcuda::group_sum(x);
+  return ember::cuda::group_sum(x);
 }
 __global__ void broken_block_sum_kernel(const float* x, float* out) {
   EMBER_SHARED(float, scratch, [32]);
