@@ -4,10 +4,12 @@
 // drawn from an ember Generator. The matrix view is along dim 0 for Linear and Conv2d and
 // dim 1 for ConvTranspose2d ([in, out, k, k] -> rows = out), as PyTorch chooses.
 //
-// Each forward in training mode runs one power iteration (u, v updated in place) and uses
-// W / sigma; eval mode uses the stored u, v without updating them. Both go through
-// ops::spectral_norm, so they run on whatever device the layer lives on. sigma is not part of
-// the state_dict (PyTorch does not store it either); it is kept for metrics.
+// Each forward in training mode runs one power iteration (u, v updated in place) and computes
+// with W / sigma; eval mode uses the stored u, v without updating them. The layers never form
+// W / sigma: their consumer ops apply 1/sigma in the bias epilogue (ops::linear_sn, conv2d_sn,
+// conv_transpose2d_sn; the attention block in its projections), with the gradients of the composed
+// W / sigma. Both run on whatever device the layer lives on. sigma is not part of the state_dict
+// (PyTorch does not store it either); it is kept for metrics.
 #pragma once
 #include <memory>
 
