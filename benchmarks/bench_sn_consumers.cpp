@@ -24,9 +24,6 @@
 #include "core/context.h"
 #include "core/ops.h"
 #include "core/rng.h"
-#ifdef EMBER_WITH_CUDA
-#include "core/device_memory.h"
-#endif
 
 using namespace ember;
 
@@ -39,14 +36,6 @@ struct Layer {
   int stride, pad;
   bool bias;
 };
-
-void sync(Device d) {
-#ifdef EMBER_WITH_CUDA
-  if (d == Device::CUDA) cuda_rt::synchronize();
-#else
-  (void)d;
-#endif
-}
 
 double rel(const Tensor& a, const Tensor& b) {
   return bench::rel_err(a.to(Device::CPU).to_vector(), b.to(Device::CPU).to_vector());
@@ -82,7 +71,7 @@ bool run(const Layer& l, int64_t B, Device d, int runs) {
       if (!dy.defined()) dy = randn(y.shape(), gen).to(d);
       y.backward(dy);
       res[fused] = {y.detach(), x.grad(), w.grad(), b.defined() ? b.grad() : Tensor()};
-      sync(d);
+      bench::sync(d);
     };
     const int64_t c0 = ops::spectral_normalized_count(d);
     call[fused]();

@@ -141,7 +141,7 @@ TEST_CASE("sn consumers: linear_sn against the formula in double", "[spectral_no
   CHECK(test::rel_err(ops::linear_sn(x, w, b, s), ref) < 1e-6);
 }
 
-TEST_CASE("sn consumers: the sigma_bias_add kernel against double, in place and without bias", "[sn_consumer]") {
+TEST_CASE("sn consumers: the sigma_bias_add kernel against double (in place and without bias)", "[sn_consumer]") {
   // [N, C] (inner 1) and [N, C, H, W]; the output starts as NaN so an unwritten element fails.
   for (const Shape& sh : {Shape{3, 5}, Shape{2, 3, 5, 7}}) {
     CAPTURE(sh);
