@@ -26,9 +26,10 @@ class SpectralNorm {
   // W / sigma (differentiable in W; u, v are constants). Advances u, v first when training.
   Tensor normalize(const Tensor& w, bool training);
   // The same step without forming W / sigma: advances u, v when training and refreshes sigma,
-  // for consumers that apply 1/sigma themselves (ops::self_attention_block).
+  // for consumers that apply 1/sigma themselves (ops::self_attention_block, ops::linear_sn,
+  // conv2d_sn, conv_transpose2d_sn).
   void step(const Tensor& w, bool training);
-  // The sigma of the latest normalize() (NaN before the first); copies to the host.
+  // The sigma of the latest step (NaN before the first); copies to the host.
   float last_sigma() const;
   // spectral_norm_step_all has already run this forward's step (u, v, sigma are fresh): the
   // next step() or normalize() uses them instead of stepping again.
@@ -38,7 +39,7 @@ class SpectralNorm {
   float eps;
   Tensor u;      // registered by the owning layer as "weight_u"
   Tensor v;      // registered as "weight_v"
-  Tensor sigma;  // [1], written by every normalize(); not a buffer
+  Tensor sigma;  // [1], written by every step; not a buffer
 
  private:
   bool stepped_ = false;
