@@ -17,11 +17,24 @@
 #include <string>
 #include <vector>
 
+#include "core/device.h"
 #ifdef EMBER_WITH_CUDA
 #include <cuda_runtime.h>
+
+#include "core/device_memory.h"
 #endif
 
 namespace bench {
+
+// Waits for the work queued on ember's device (nothing to wait for on the CPU): the end of a call
+// timed on the host clock.
+inline void sync(ember::Device d) {
+#ifdef EMBER_WITH_CUDA
+  if (d == ember::Device::CUDA) ember::cuda_rt::synchronize();
+#else
+  (void)d;
+#endif
+}
 
 inline double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());

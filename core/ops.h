@@ -48,6 +48,24 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int
 // x [N, Ci, H, W], w [Ci, Co, K, K] (PyTorch's layout), output [N, Co, (H-1)s - 2p + K + out_pad, ...].
 Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad, int output_pad = 0);
 
+// ---- spectral-normalised consumers ----------------------------------------------------------------
+// The spectral-norm state of this step that a consumer applies as 1/sigma: w viewed along dim
+// (0 for Linear and Conv2d, 1 for ConvTranspose2d), u [rows], v [cols] and sigma [1] from
+// spectral_norm_step (or spectral_norm_step_group), on w's device.
+struct SnScale {
+  int dim = 0;
+  Tensor u, v, sigma;
+};
+// linear / conv2d / conv_transpose2d with the weight w / sigma, without forming it: the op runs on
+// the raw w and divides its output by sigma in the bias epilogue (y = op(x, w) / sigma + b, one
+// pass, as the bias add alone was). Gradients equal those of op(x, spectral_normalized(w, ...), b):
+// dx = op^T(dy / sigma, w), dW through sigma = u^T Wm v with u, v constants (u, v and sigma are
+// copied for the backward, as spectral_normalized does).
+Tensor linear_sn(const Tensor& x, const Tensor& w, const Tensor& b, const SnScale& sn);
+Tensor conv2d_sn(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad, const SnScale& sn);
+Tensor conv_transpose2d_sn(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad, int output_pad,
+                           const SnScale& sn);
+
 // ---- normalisation -----------------------------------------------------------------------------
 // x [N, C, *]. Training mode updates running_mean/var in place (they never require grad).
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
@@ -96,6 +114,10 @@ Tensor spectral_norm(const Tensor& w, int dim, Tensor& u, Tensor& v, Tensor& sig
 void spectral_norm_step(const Tensor& w, int dim, Tensor& u, Tensor& v, Tensor& sigma_out, bool training,
                         float eps = 1e-12f);
 Tensor spectral_normalized(const Tensor& w, int dim, const Tensor& u, const Tensor& v, const Tensor& sigma);
+// How many W / sigma tensors spectral_normalized has written on `device` since the process began
+// (atomic). The layers' consumers (linear_sn, ...) and self_attention_block never add to it:
+// tests/cuda/test_spectral_norm.cpp checks that a model's training steps leave it unchanged.
+int64_t spectral_normalized_count(Device device);
 // spectral_norm_step for every item at once (a model's spectral-normalised weights, all on one
 // device): the same u, v and sigma as stepping them one by one (bitwise), in one loop on the CPU
 // and two launches (one in eval) per 24 weights on CUDA.

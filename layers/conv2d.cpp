@@ -17,6 +17,9 @@ Conv2d::Conv2d(int64_t in, int64_t out, int k, int s, int p, Generator& gen, boo
   register_weight_and_bias();
 }
 
-Tensor Conv2d::forward(const Tensor& x) { return ops::conv2d(x, effective_weight(), bias, stride, pad); }
+Tensor Conv2d::forward(const Tensor& x) {
+  if (has_spectral_norm()) return ops::conv2d_sn(x, weight, bias, stride, pad, spectral_norm_scale());
+  return ops::conv2d(x, weight, bias, stride, pad);
+}
 
 }  // namespace ember

@@ -19,7 +19,9 @@ ConvTranspose2d::ConvTranspose2d(int64_t in, int64_t out, int k, int s, int p, G
 }
 
 Tensor ConvTranspose2d::forward(const Tensor& x) {
-  return ops::conv_transpose2d(x, effective_weight(), bias, stride, pad, output_pad);
+  if (has_spectral_norm())
+    return ops::conv_transpose2d_sn(x, weight, bias, stride, pad, output_pad, spectral_norm_scale());
+  return ops::conv_transpose2d(x, weight, bias, stride, pad, output_pad);
 }
 
 }  // namespace ember

@@ -14,6 +14,9 @@ Linear::Linear(int64_t in, int64_t out, Generator& gen, bool with_bias) : in_fea
   register_weight_and_bias();
 }
 
-Tensor Linear::forward(const Tensor& x) { return ops::linear(x, effective_weight(), bias); }
+Tensor Linear::forward(const Tensor& x) {
+  if (has_spectral_norm()) return ops::linear_sn(x, weight, bias, spectral_norm_scale());
+  return ops::linear(x, weight, bias);
+}
 
 }  // namespace ember

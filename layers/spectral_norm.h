@@ -4,10 +4,12 @@
 // drawn from an ember Generator. The matrix view is along dim 0 for Linear and Conv2d and
 // dim 1 for ConvTranspose2d ([in, out, k, k] -> rows = out), as PyTorch chooses.
 //
-// Each forward in training mode runs one power iteration (u, v updated in place) and uses
-// W / sigma; eval mode uses the stored u, v without updating them. Both go through
-// ops::spectral_norm, so they run on whatever device the layer lives on. sigma is not part of
-// the state_dict (PyTorch does not store it either); it is kept for metrics.
+// Each forward in training mode runs one power iteration (u, v updated in place) and computes
+// with W / sigma; eval mode uses the stored u, v without updating them. The layers never form
+// W / sigma: their consumer ops apply 1/sigma in the bias epilogue (ops::linear_sn, conv2d_sn,
+// conv_transpose2d_sn; the attention block in its projections), with the gradients of the composed
+// W / sigma. Both run on whatever device the layer lives on. sigma is not part of the state_dict
+// (PyTorch does not store it either); it is kept for metrics.
 #pragma once
 #include <memory>
 
@@ -24,9 +26,10 @@ class SpectralNorm {
   // W / sigma (differentiable in W; u, v are constants). Advances u, v first when training.
   Tensor normalize(const Tensor& w, bool training);
   // The same step without forming W / sigma: advances u, v when training and refreshes sigma,
-  // for consumers that apply 1/sigma themselves (ops::self_attention_block).
+  // for consumers that apply 1/sigma themselves (ops::self_attention_block, ops::linear_sn,
+  // conv2d_sn, conv_transpose2d_sn).
   void step(const Tensor& w, bool training);
-  // The sigma of the latest normalize() (NaN before the first); copies to the host.
+  // The sigma of the latest step (NaN before the first); copies to the host.
   float last_sigma() const;
   // spectral_norm_step_all has already run this forward's step (u, v, sigma are fresh): the
   // next step() or normalize() uses them instead of stepping again.
@@ -36,7 +39,7 @@ class SpectralNorm {
   float eps;
   Tensor u;      // registered by the owning layer as "weight_u"
   Tensor v;      // registered as "weight_v"
-  Tensor sigma;  // [1], written by every normalize(); not a buffer
+  Tensor sigma;  // [1], written by every step; not a buffer
 
  private:
   bool stepped_ = false;

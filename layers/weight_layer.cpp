@@ -19,7 +19,11 @@ void WeightLayer::enable_spectral_norm(Generator& gen, float eps) {
   register_buffer("weight_v", &sn_->v);
 }
 
-Tensor WeightLayer::effective_weight() { return sn_ ? sn_->normalize(weight, is_training()) : weight; }
+ops::SnScale WeightLayer::spectral_norm_scale() {
+  SpectralNorm& sn = spectral_norm_state();
+  sn.step(weight, is_training());
+  return ops::SnScale{sn.dim, sn.u, sn.v, sn.sigma};
+}
 
 SpectralNorm& WeightLayer::spectral_norm_state() {
   EMBER_CHECK(sn_, "spectral_norm_state: this layer (weight " << weight.shape() << ") has no spectral norm");

@@ -6,6 +6,7 @@
 #pragma once
 #include <memory>
 
+#include "core/ops.h"
 #include "core/rng.h"
 #include "layers/module.h"
 #include "layers/spectral_norm.h"
@@ -17,9 +18,11 @@ class WeightLayer : public Module {
   Tensor weight;  // the raw weight ("weight", or "weight_orig" under spectral norm)
   Tensor bias;    // [out] or undefined
 
-  // The weight the layer computes with: W, or W / sigma under spectral norm (advancing the
-  // power iteration when training).
-  Tensor effective_weight();
+  // Under spectral norm, this forward's step (advancing u, v when training, unless
+  // spectral_norm_step_all already ran it) and the state the layer's consumer op applies as
+  // 1/sigma (ops::linear_sn, conv2d_sn, conv_transpose2d_sn: W / sigma is never formed). Throws
+  // if spectral norm is off.
+  ops::SnScale spectral_norm_scale();
   // Renames weight -> weight_orig and adds the u, v buffers. Once only.
   void enable_spectral_norm(Generator& gen, float eps = 1e-12f);
   bool has_spectral_norm() const { return sn_ != nullptr; }

@@ -16,6 +16,14 @@ Tensor random_param(const Shape& shape, uint64_t seed, float lo, float hi) {
   return t;
 }
 
+Tensor random_unit(int64_t n, uint64_t seed) {
+  std::vector<float> a = random_tensor(Shape{n}, seed).to_vector();
+  double ss = 0;
+  for (float x : a) ss += static_cast<double>(x) * x;
+  for (float& x : a) x = static_cast<float>(x / std::sqrt(ss));
+  return Tensor::from_vector(a, Shape{n});
+}
+
 std::vector<double> to_double(const Tensor& t) {
   std::vector<float> v = t.to_vector();
   return std::vector<double>(v.begin(), v.end());

@@ -16,6 +16,8 @@ namespace ember::test {
 Tensor random_tensor(const Shape& shape, uint64_t seed, float lo = -1.f, float hi = 1.f);
 // A leaf that requires grad.
 Tensor random_param(const Shape& shape, uint64_t seed, float lo = -1.f, float hi = 1.f);
+// A unit vector [n] from a seed (spectral norm's u, v buffers), normalised in double.
+Tensor random_unit(int64_t n, uint64_t seed);
 
 std::vector<double> to_double(const Tensor& t);
 // ||out - ref|| / ||ref|| (absolute norm when ||ref|| == 0). Any NaN/Inf in out gives +inf.

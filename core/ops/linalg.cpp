@@ -1,6 +1,7 @@
 // Op entries for matrix products: matmul (2-D, batched 3-D, or a 2-D left operand shared by a
-// batch) and linear, with their autograd rules.
-#include "core/ops/op_util.h"
+// batch) and linear, with their autograd rules; linear_sn, linear with spectral norm applied as
+// y = (x W^T) / sigma + b in the bias epilogue (W / sigma never formed).
+#include "core/ops/sn_consumer.h"
 
 namespace ember::ops {
 
@@ -59,8 +60,9 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   return c;
 }
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  const char* op = "linear";
+namespace {
+// The checks linear and linear_sn share.
+void check_linear(const char* op, const Tensor& x, const Tensor& w, const Tensor& b) {
   detail::check_rank(op, x, 2, "input [N, in]");
   detail::check_rank(op, w, 2, "weight [out, in]");
   EMBER_CHECK(x.size(1) == w.size(1), op << ": input " << x.shape() << " has " << x.size(1) << " features but weight "
@@ -68,8 +70,46 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   if (b.defined())
     EMBER_CHECK(b.dim() == 1 && b.size(0) == w.size(0),
                 op << ": bias " << b.shape() << " should be [" << w.size(0) << "] for weight " << w.shape());
+}
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  check_linear("linear", x, w, b);
   Tensor y = matmul(x, w, false, true);  // [N, in] x [out, in]^T
   return b.defined() ? bias_add(y, b) : y;
+}
+
+// y = (x W^T) / sigma + b. With G = dL/dy: dx = (G / sigma) W, dL/d(W / sigma) = G^T x (then
+// through sigma to W), db = column sums of G.
+Tensor linear_sn(const Tensor& x, const Tensor& w, const Tensor& b, const SnScale& sn) {
+  const char* op = "linear_sn";
+  check_linear(op, x, w, b);
+  const int dim = detail::check_sn_scale(op, w, sn);
+  const Device d = ember::detail::common_device(op, {&x, &w, &b});
+  Tensor y = Tensor::empty(Shape{x.size(0), w.size(0)}, d);  // [N, out]
+  EMBER_DISPATCH(op, d, matmul, x, w, y, false, true, 1.0f, 0.0f);
+  detail::sn_epilogue(op, y, sn.sigma, b);
+  if (!any_requires_grad({x, w, b})) return y;
+  const bool need_x = x.requires_grad(), need_w = w.requires_grad(), need_b = b.defined() && b.requires_grad();
+  const detail::SnSaved s = detail::save_sn(w, dim, sn);
+  Tensor sx = need_w ? x.detach() : Tensor();
+  record(op, y, {x, w, b}, [=](const Tensor& g) {
+    const char* bop = "linear_sn backward";
+    Tensor dx, dw, db;
+    if (need_x) {
+      const Tensor gs = detail::sn_scale_grad(bop, g, s.sigma);
+      dx = Tensor::empty(Shape{g.size(0), s.w.size(1)}, d);  // [N, out] x [out, in]
+      EMBER_DISPATCH(bop, d, matmul, gs, s.w, dx, false, false, 1.0f, 0.0f);
+    }
+    if (need_w) {
+      Tensor gw = detail::empty_like(s.w);  // [N, out]^T x [N, in]
+      EMBER_DISPATCH(bop, d, matmul, g, sx, gw, true, false, 1.0f, 0.0f);
+      dw = detail::sn_weight_grad(bop, s, gw);
+    }
+    if (need_b) db = detail::bias_grad_of(bop, g);
+    return std::vector<Tensor>{dx, dw, db};
+  });
+  return y;
 }
 
 }  // namespace ember::ops

@@ -2,8 +2,11 @@
 // iteration in training mode, sigma from the stored u, v in eval mode (spectral_norm_step), w / sigma
 // as the output with an autograd node whose gradient flows to w only (spectral_normalized).
 // Consumers that apply 1/sigma themselves (ops::self_attention_block) call the step alone;
-// spectral_norm_step_group runs the step of many weights at once.
-#include "core/ops/op_util.h"
+// spectral_norm_step_group runs the step of many weights at once. The helpers of the layers'
+// consumers (linear_sn, conv2d_sn, conv_transpose2d_sn; core/ops/sn_consumer.h) are here too.
+#include <atomic>
+
+#include "core/ops/sn_consumer.h"
 #include "kernels/spectral_norm_layout.h"
 
 namespace ember::ops {
@@ -33,6 +36,9 @@ int check_spectral_norm_args(const char* op, const Tensor& w, int dim, const Ten
               op << ": u, v and sigma_out are buffers and must not require grad");
   return dim;
 }
+
+// W / sigma tensors written by spectral_normalized, per device (spectral_normalized_count).
+std::atomic<int64_t> g_formed[2];
 
 }  // namespace
 
@@ -71,6 +77,7 @@ Tensor spectral_normalized(const Tensor& w, int dim, const Tensor& u, const Tens
   const Device d = ember::detail::common_device(op, {&w, &u, &v, &sigma});
   Tensor out = detail::empty_like(w);
   EMBER_DISPATCH(op, d, spectral_norm_scale, w, sigma, out);
+  g_formed[d == Device::CPU ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
   if (any_requires_grad({w})) {
     // u, v and sigma are overwritten in place by the next training forward (a discriminator
     // runs on real and fake batches before one backward): keep this step's values, as PyTorch
@@ -86,9 +93,49 @@ Tensor spectral_normalized(const Tensor& w, int dim, const Tensor& u, const Tens
   return out;
 }
 
+int64_t spectral_normalized_count(Device device) {
+  return g_formed[device == Device::CPU ? 0 : 1].load(std::memory_order_relaxed);
+}
+
 Tensor spectral_norm(const Tensor& w, int dim, Tensor& u, Tensor& v, Tensor& sigma_out, bool training, float eps) {
   spectral_norm_step(w, dim, u, v, sigma_out, training, eps);
   return spectral_normalized(w, dim, u, v, sigma_out);
 }
 
 }  // namespace ember::ops
+
+namespace ember::ops::detail {
+
+int check_sn_scale(const char* op, const Tensor& w, const SnScale& sn) {
+  const int dim = check_spectral_norm_args(op, w, sn.dim, sn.u, sn.v, sn.sigma);
+  ember::detail::common_device(op, {&w, &sn.u, &sn.v, &sn.sigma});
+  return dim;
+}
+
+SnSaved save_sn(const Tensor& w, int dim, const SnScale& sn) {
+  return SnSaved{w.detach(), dim, sn.u.clone(), sn.v.clone(), sn.sigma.clone()};
+}
+
+void sn_epilogue(const char* op, Tensor& z, const Tensor& sigma, const Tensor& b) {
+  EMBER_DISPATCH(op, z.device(), sigma_bias_add, z, sigma, b, z);
+}
+
+Tensor sn_scale_grad(const char* op, const Tensor& dy, const Tensor& sigma) {
+  Tensor out = empty_like(dy);
+  EMBER_DISPATCH(op, dy.device(), sigma_bias_add, dy, sigma, Tensor(), out);
+  return out;
+}
+
+Tensor sn_weight_grad(const char* op, const SnSaved& s, const Tensor& g) {
+  Tensor dw = empty_like(s.w);
+  EMBER_DISPATCH(op, s.w.device(), spectral_norm_backward, s.w, s.dim, s.u, s.v, s.sigma, g, dw);
+  return dw;
+}
+
+Tensor bias_grad_of(const char* op, const Tensor& dy) {
+  Tensor db = Tensor::empty(Shape{dy.size(1)}, dy.device());
+  EMBER_DISPATCH(op, dy.device(), bias_grad, dy, db);
+  return db;
+}
+
+}  // namespace ember::ops::detail

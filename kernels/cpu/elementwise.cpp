@@ -57,6 +57,20 @@ void bias_add(const Tensor& x, const Tensor& b, Tensor& y) {
   for_each(y.numel(), [=](int64_t i) { py[i] = px[i] + pb[(i / inner) % C]; });
 }
 
+void sigma_bias_add(const Tensor& x, const Tensor& sigma, const Tensor& b, Tensor& y) {
+  const ChannelLayout l = channel_layout(x);
+  const int64_t C = l.C, inner = l.inner;
+  const float s = sigma.data()[0];
+  const float* px = x.data();
+  float* py = y.data();
+  if (b.defined()) {
+    const float* pb = b.data();
+    for_each(y.numel(), [=](int64_t i) { py[i] = px[i] / s + pb[(i / inner) % C]; });
+  } else {
+    for_each(y.numel(), [=](int64_t i) { py[i] = px[i] / s; });
+  }
+}
+
 void bias_grad(const Tensor& dy, Tensor& db) {
   const ChannelLayout l = channel_layout(dy);
   const int64_t N = l.N, C = l.C, inner = l.inner;

@@ -1,4 +1,5 @@
-// CUDA elementwise family: arithmetic, activations, bias and the attention residual
+// CUDA elementwise family: arithmetic, activations, bias (and the spectral-norm consumers'
+// x / sigma + b) and the attention residual
 // (kernels/elementwise.inc; reference: kernels/cpu/elementwise.cpp).
 //
 // Algorithm: each map is a functor run by launch_map / launch_channel_map (map.cuh): four
@@ -33,6 +34,16 @@ struct ScaleShiftF {  // alpha * x + beta (also axpby with beta == 0, which must
 struct BiasF {
   const float* b;
   __device__ float operator()(int64_t c, float x) const { return x + b[c]; }
+};
+// The spectral-norm consumers' epilogue: sigma read on the device, a true division as W / sigma
+// did (kernels/cpu/elementwise.cpp is the reference).
+struct SigmaBiasF {
+  const float *sigma, *b;
+  __device__ float operator()(int64_t c, float x) const { return x / sigma[0] + b[c]; }
+};
+struct SigmaScaleF {
+  const float* sigma;
+  __device__ float operator()(float x) const { return x / sigma[0]; }
 };
 struct ReluF {
   __device__ float operator()(float x) const { return x <= 0.f ? 0.f : x; }  // keeps a NaN
@@ -103,6 +114,13 @@ void scale_shift(const Tensor& x, float alpha, float beta, Tensor& y) {
 
 void bias_add(const Tensor& x, const Tensor& b, Tensor& y) {
   launch_channel_map(BiasF{b.data()}, channel_layout(x), y.data(), x.data());
+}
+
+void sigma_bias_add(const Tensor& x, const Tensor& sigma, const Tensor& b, Tensor& y) {
+  if (b.defined())
+    launch_channel_map(SigmaBiasF{sigma.data(), b.data()}, channel_layout(x), y.data(), x.data());
+  else
+    launch_map(SigmaScaleF{sigma.data()}, y.numel(), y.data(), x.data());
 }
 
 void bias_grad(const Tensor& dy, Tensor& db) {
