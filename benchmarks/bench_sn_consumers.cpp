@@ -8,7 +8,7 @@
 // not) and G's output convolution.
 // Each row first checks y and the three gradients of the two paths against each other (largest
 // relative error printed; above 1e-5 fails the program), then prints the median of --runs
-// forward + backward calls of each, and "W/sigma" = the W / sigma tensors each path wrote per call
+// forward + backward calls of each (the two paths alternating), and "W/sigma" = the W / sigma tensors each path wrote per call
 // (ops::spectral_normalized_count). CPU always; CUDA too when a GPU is present (TF32 off, a device
 // synchronisation closing each call).
 //   usage: bench_sn_consumers [--batch 16] [--runs 7]
@@ -80,7 +80,15 @@ bool run(const Layer& l, int64_t B, Device d, int runs) {
   double err = 0;
   for (int i = 0; i < 4; ++i)
     if (res[0][i].defined()) err = std::max(err, rel(res[1][i], res[0][i]));
-  const double t_composed = bench::cpu_median_us(call[0], runs), t_fused = bench::cpu_median_us(call[1], runs);
+  // The two paths alternate call by call, so that a change in the machine's load reaches both.
+  std::vector<double> t[2];
+  for (int i = 0; i < runs; ++i)
+    for (int fused = 0; fused < 2; ++fused) {
+      const auto a = std::chrono::steady_clock::now();
+      call[fused]();
+      t[fused].push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - a).count());
+    }
+  const double t_composed = bench::median(t[0]), t_fused = bench::median(t[1]);
   std::string shape = "x" + xs.str() + " w" + l.w.str();
   std::printf("%-6s %-26s %-34s %14.1f %12.1f %7.2fx %5lld / %-5lld %9.1e\n", d == Device::CPU ? "cpu" : "cuda",
               l.name.c_str(), shape.c_str(), t_composed, t_fused, t_composed / t_fused, (long long)formed[0],
