@@ -13,6 +13,16 @@ void for_each(int64_t n, F f) {
 #pragma omp parallel for if (n > 32768)
   for (int64_t i = 0; i < n; ++i) f(i);
 }
+
+// Applies f(y_row, x_row, c) to each [inner] row of an [N, C, inner] layout (c its channel), in
+// parallel over rows for large tensors: the channel is known per row, so the inner loop is a plain
+// vectorisable map (a division and a modulo per element made the bias add ~5x slower).
+template <class F>
+void for_each_channel_row(const ChannelLayout& l, float* y, const float* x, F f) {
+  const int64_t rows = l.N * l.C, inner = l.inner;
+#pragma omp parallel for if (rows * inner > 32768)
+  for (int64_t r = 0; r < rows; ++r) f(y + r * inner, x + r * inner, r % l.C);
+}
 }  // namespace
 
 void add(const Tensor& a, const Tensor& b, Tensor& y) {
@@ -51,21 +61,27 @@ void scale_shift(const Tensor& x, float alpha, float beta, Tensor& y) {
 
 void bias_add(const Tensor& x, const Tensor& b, Tensor& y) {
   const ChannelLayout l = channel_layout(x);
-  const int64_t C = l.C, inner = l.inner;
+  const int64_t inner = l.inner;
   const float *px = x.data(), *pb = b.data();
   float* py = y.data();
-  for_each(y.numel(), [=](int64_t i) { py[i] = px[i] + pb[(i / inner) % C]; });
+  for_each_channel_row(l, py, px, [=](float* yr, const float* xr, int64_t c) {
+    const float bc = pb[c];
+    for (int64_t j = 0; j < inner; ++j) yr[j] = xr[j] + bc;
+  });
 }
 
 void sigma_bias_add(const Tensor& x, const Tensor& sigma, const Tensor& b, Tensor& y) {
   const ChannelLayout l = channel_layout(x);
-  const int64_t C = l.C, inner = l.inner;
+  const int64_t inner = l.inner;
   const float s = sigma.data()[0];
   const float* px = x.data();
   float* py = y.data();
   if (b.defined()) {
     const float* pb = b.data();
-    for_each(y.numel(), [=](int64_t i) { py[i] = px[i] / s + pb[(i / inner) % C]; });
+    for_each_channel_row(l, py, px, [=](float* yr, const float* xr, int64_t c) {
+      const float bc = pb[c];
+      for (int64_t j = 0; j < inner; ++j) yr[j] = xr[j] / s + bc;
+    });
   } else {
     for_each(y.numel(), [=](int64_t i) { py[i] = px[i] / s; });
   }
