@@ -15,9 +15,13 @@ Same as `sagan_celeba train` on the default data (examples/sagan_celeba/trainer.
          features (examples/fashion_mnist_classifier/fashion_classifier.safetensors) of the central
          28x28 standardised, Frechet distance to the 10,000 test images in float64 through
          symmetric eigen-decompositions (numpy.linalg.eigh), as examples/common/frechet.cpp does.
-Prints "seed S steps N frechet D" and appends it to --csv when given.
+Prints "seed S steps N frechet D" and appends it to --csv when given. With --state FILE the run
+writes its whole state (G, D, both optimisers, data order and position, both random generators) to
+FILE every --state-every steps (to FILE.tmp, then renamed) and continues from FILE when it exists, so
+a killed run resumes where it stopped and ends as an uninterrupted one would.
   usage: /usr/bin/python3 tests/parity/torch_sagan_fashion.py --steps 3000 --seed 1 [--n 10000]
          [--width 0.25] [--threads 2] [--csv results.csv] [--save G.safetensors]
+         [--state FILE [--state-every 100]]
          [--score-ember CHECKPOINT]   (no training: score an ember checkpoint's trained G)
 """
 import argparse
@@ -108,6 +112,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--csv", default=None)
     ap.add_argument("--save", default=None, help="write G's state_dict (safetensors)")
+    ap.add_argument("--state", default=None, help="resumable training state: written every --state-every "
+                    "steps, read at start when it exists")
+    ap.add_argument("--state-every", type=int, default=100)
     ap.add_argument("--score-ember", default=None, metavar="CHECKPOINT",
                     help="no training: score the trained G of an ember checkpoint (checks that both scorers agree)")
     args = ap.parse_args()
@@ -125,8 +132,22 @@ def main():
     data = gan_format(read_images(True))
     gen = torch.Generator().manual_seed(args.seed)
     order, pos = torch.randperm(len(data), generator=gen), 0
+    first = 1
+    if args.state and os.path.exists(args.state):
+        s = torch.load(args.state)
+        if s["seed"] != args.seed or s["width"] != args.width or s["batch"] != args.batch:
+            sys.exit(f"{args.state}: a state of seed {s['seed']} width {s['width']} batch {s['batch']}, "
+                     f"not of this run's --seed {args.seed} --width {args.width} --batch {args.batch}")
+        G.load_state_dict(s["G"])
+        D.load_state_dict(s["D"])
+        opt_G.load_state_dict(s["opt_G"])
+        opt_D.load_state_dict(s["opt_D"])
+        order, pos, first = s["order"], s["pos"], s["step"] + 1
+        torch.set_rng_state(s["rng"])
+        gen.set_state(s["gen"])
+        print(f"resumed from {args.state} at step {s['step']}", flush=True)
     t0 = time.time()
-    for step in range(1, args.steps + 1):
+    for step in range(first, args.steps + 1):
         if pos + args.batch > len(data):  # drop the last partial batch, as ember's loader does
             order, pos = torch.randperm(len(data), generator=gen), 0
         real = data[order[pos:pos + args.batch]]
@@ -144,7 +165,13 @@ def main():
         opt_G.step()
         if step % 100 == 0 or step == args.steps:
             print(f"step {step}/{args.steps} | D {loss_d.item():.4f} G {loss_g.item():.4f} | "
-                  f"{(time.time() - t0) / step:.2f} s/step", flush=True)
+                  f"{(time.time() - t0) / (step - first + 1):.2f} s/step", flush=True)
+        if args.state and (step % args.state_every == 0 or step == args.steps):
+            torch.save({"seed": args.seed, "width": args.width, "batch": args.batch, "step": step,
+                        "G": G.state_dict(), "D": D.state_dict(), "opt_G": opt_G.state_dict(),
+                        "opt_D": opt_D.state_dict(), "order": order, "pos": pos,
+                        "rng": torch.get_rng_state(), "gen": gen.get_state()}, args.state + ".tmp")
+            os.replace(args.state + ".tmp", args.state)
     if args.save:
         st.save(args.save, G.state_dict())
 
