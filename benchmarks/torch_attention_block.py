@@ -14,14 +14,13 @@ gradient. Timing: median of --reps after one warm-up; CPU with torch's default t
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "parity"))
 from ember_models import SelfAttention  # noqa: E402
+from torch_timing import median_ms  # noqa: E402
 
 # (model, channels, H, W, official): bench_attention_block.cpp's cases.
 CASES = [
@@ -39,21 +38,7 @@ def time_block(block, x, g, reps, device):
         block.zero_grad(set_to_none=True)
         (block(x) * g).sum().backward()
 
-    step()  # warm-up (allocations, spectral-norm buffers)
-    times = []
-    for _ in range(reps):
-        if device == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            step()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            step()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return median_ms(step, reps, device)
 
 
 def main():

@@ -8,15 +8,14 @@ one warm-up, in microseconds, CPU wall time or CUDA events.
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import torch
 from torch.nn.utils.spectral_norm import SpectralNorm
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "parity"))
 from ember_models import SaganDiscriminator, SaganGenerator  # noqa: E402
+from torch_timing import median_ms  # noqa: E402
 
 
 def sn_hooks(model):
@@ -53,22 +52,9 @@ def main():
                 for m, h in hooks:
                     setattr(m, h.name, h.compute_weight(m, do_power_iteration=True))
 
-            step()
-            times = []
-            for _ in range(args.runs):
-                if args.device == "cuda":
-                    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    a.record()
-                    step()
-                    b.record()
-                    torch.cuda.synchronize()
-                    times.append(1e3 * a.elapsed_time(b))
-                else:
-                    t0 = time.perf_counter()
-                    step()
-                    times.append(1e6 * (time.perf_counter() - t0))
+            us = 1e3 * median_ms(step, args.runs, args.device)
             what = f"{name} ({len(hooks)} weights, {kb} KB)"
-            print(f"{args.device:<4} {what:<40} {statistics.median(times):>12.1f}", flush=True)
+            print(f"{args.device:<4} {what:<40} {us:>12.1f}", flush=True)
     return 0
 
 
