@@ -30,12 +30,6 @@ using namespace ember;
 
 namespace {
 
-// The spectral-normalised weights of a model, in traversal order.
-void collect(Module& m, std::vector<WeightLayer*>& out) {
-  if (auto* l = dynamic_cast<WeightLayer*>(&m); l && l->has_spectral_norm()) out.push_back(l);
-  for (auto& [name, child] : m.named_children()) collect(*child, out);
-}
-
 void per_layer_step(const std::vector<WeightLayer*>& layers) {
   for (WeightLayer* l : layers) {
     SpectralNorm& sn = l->spectral_norm_state();
@@ -69,8 +63,7 @@ void restore(const std::vector<WeightLayer*>& layers, const Snapshot& s) {
 
 void bench_model(const char* name, Module& model, Device dev, int runs) {
   model.to(dev);
-  std::vector<WeightLayer*> layers;
-  collect(model, layers);
+  const std::vector<WeightLayer*> layers = spectral_norm_layers(model);
   int64_t floats = 0;
   for (WeightLayer* l : layers) floats += l->weight.numel();
   // Same start, both paths, same sigmas.

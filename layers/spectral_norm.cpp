@@ -49,22 +49,30 @@ void SpectralNorm::step(const Tensor& w, bool training) {
 float SpectralNorm::last_sigma() const { return sigma.item(); }
 
 namespace {
-void collect(Module& m, bool training, std::vector<SnStepItem>& items, std::vector<SpectralNorm*>& owners) {
-  if (auto* l = dynamic_cast<WeightLayer*>(&m); l && l->has_spectral_norm() && l->is_training() == training) {
-    SpectralNorm& sn = l->spectral_norm_state();
-    if (sn.sigma.device() != l->weight.device()) sn.sigma = sn.sigma.to(l->weight.device());
-    items.push_back({l->weight, sn.dim, sn.eps, sn.u, sn.v, sn.sigma});
-    owners.push_back(&sn);
-  }
-  for (auto& [name, child] : m.named_children()) collect(*child, training, items, owners);
+void collect(Module& m, std::vector<WeightLayer*>& out) {
+  if (auto* l = dynamic_cast<WeightLayer*>(&m); l && l->has_spectral_norm()) out.push_back(l);
+  for (auto& [name, child] : m.named_children()) collect(*child, out);
 }
 }  // namespace
 
+std::vector<WeightLayer*> spectral_norm_layers(Module& root) {
+  std::vector<WeightLayer*> out;
+  collect(root, out);
+  return out;
+}
+
 void spectral_norm_step_all(Module& root) {
+  const std::vector<WeightLayer*> layers = spectral_norm_layers(root);
   for (bool training : {true, false}) {  // normally one mode for the whole model
     std::vector<SnStepItem> items;
     std::vector<SpectralNorm*> owners;
-    collect(root, training, items, owners);
+    for (WeightLayer* l : layers) {
+      if (l->is_training() != training) continue;
+      SpectralNorm& sn = l->spectral_norm_state();
+      if (sn.sigma.device() != l->weight.device()) sn.sigma = sn.sigma.to(l->weight.device());
+      items.push_back({l->weight, sn.dim, sn.eps, sn.u, sn.v, sn.sigma});
+      owners.push_back(&sn);
+    }
     ops::spectral_norm_step_group(items, training);
     for (SpectralNorm* sn : owners) sn->mark_stepped();
   }

@@ -12,6 +12,7 @@
 // (PyTorch does not store it either); it is kept for metrics.
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "core/rng.h"
 #include "core/tensor.h"
@@ -46,6 +47,10 @@ class SpectralNorm {
 };
 
 class Module;
+class WeightLayer;
+// The spectral-normalised layers under `root`, in traversal order (children in registration order).
+std::vector<WeightLayer*> spectral_norm_layers(Module& root);
+
 // One power-iteration step (or, in eval mode, sigma) for every spectral-normalised layer under
 // `root` at once (ops::spectral_norm_step_group: two launches for up to 24 weights on CUDA
 // instead of two per layer); each layer's next forward uses that step instead of its own. The
