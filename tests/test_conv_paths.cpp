@@ -120,7 +120,7 @@ TEST_CASE("conv paths: forcing oneDNN or im2col gives the same results as the ch
 }
 
 TEST_CASE("conv paths: the chooser decides a shape once and reports its choice", "[conv]") {
-  const Case c{2, 3, 9, 7, 4, 3, 3, 2, 1};
+  const Case c{4, 16, 15, 16, 32, 3, 3, 1, 1};  // 4.1 million multiply-adds: measured
   Tensor x = test::random_tensor(Shape{c.N, c.Ci, c.H, c.W}, 300);
   Tensor w = test::random_tensor(Shape{c.Co, c.Ci, c.KH, c.KW}, 301);
   cpu::conv_choices_reset();
@@ -143,8 +143,8 @@ TEST_CASE("conv paths: the chooser decides a shape once and reports its choice",
   REQUIRE(all.size() == 1);  // one shape, one entry: the auto calls replaced the forced record
   const cpu::ConvChoice& k = all[0];
   CHECK(k.op == "forward");
-  CHECK((k.N == 2 && k.Ci == 3 && k.H == 9 && k.W == 7 && k.Co == 4 && k.KH == 3 && k.KW == 3));
-  CHECK((k.stride == 2 && k.pad == 1));
+  CHECK((k.N == 4 && k.Ci == 16 && k.H == 15 && k.W == 16 && k.Co == 32 && k.KH == 3 && k.KW == 3));
+  CHECK((k.stride == 1 && k.pad == 1));
   CHECK(k.calls == 3);  // measured on the first auto call only
   if (cpu::conv_paths::onednn_built()) {
     CHECK(k.why == "measured");
@@ -156,8 +156,22 @@ TEST_CASE("conv paths: the chooser decides a shape once and reports its choice",
     CHECK(k.path == "im2col");
   }
   const std::string report = cpu::conv_choice_report();
-  CHECK(report.find("conv forward x [2, 3, 9, 7] w [4, 3, 3, 3] s2 p1: " + k.path) != std::string::npos);
+  CHECK(report.find("conv forward x [4, 16, 15, 16] w [32, 16, 3, 3] s1 p1: " + k.path) != std::string::npos);
   CHECK(report.find("3 calls") != std::string::npos);
+
+  // A tiny convolution is not timed (and runs im2col); its backward filter is a separate entry.
+  const Case t{1, 2, 5, 5, 3, 3, 3, 1, 1};
+  Tensor tx = test::random_tensor(Shape{t.N, t.Ci, t.H, t.W}, 302), tdy = test::random_tensor(Shape{1, 3, 5, 5}, 303);
+  Tensor tdw = Tensor::full(Shape{t.Co, t.Ci, t.KH, t.KW}, kNaN);
+  cpu::conv2d_backward_filter(tx, tdy, t.stride, t.pad, tdw);
+  CHECK(test::rel_err(tdw, test::ref::conv_backward_filter(t, tx.to_vector(), tdy.to_vector())) < kTol);
+  const std::vector<cpu::ConvChoice> two = cpu::conv_choices();
+  REQUIRE(two.size() == 2);
+  const cpu::ConvChoice& tiny = two[0].op == "backward_filter" ? two[0] : two[1];
+  CHECK(tiny.op == "backward_filter");
+  CHECK(tiny.path == "im2col");
+  CHECK(tiny.why == (cpu::conv_paths::onednn_built() ? "small" : "no oneDNN"));
+  CHECK(tiny.calls == 1);
   cpu::conv_choices_reset();
   CHECK(cpu::conv_choices().empty());
   CHECK(cpu::conv_choice_report().empty());

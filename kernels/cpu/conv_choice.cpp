@@ -5,8 +5,9 @@
 // on most of the models' shapes, but on some (tiny images, 1x1 kernels that are plain GEMMs) the
 // reorders into its blocked layouts cost more than they save; which ones depends on the CPU. So the
 // first call of each shape runs both paths once to warm up (oneDNN creates its primitive then),
-// then times both twice, interleaved, and keeps the faster (best of two); later calls of the shape
-// run the kept path only. Both paths assign the whole output, so the repeats leave the same result
+// then times both, interleaved, twice when the first times are within a factor 1.5, and keeps the
+// faster (best of the runs); later calls of the shape run the kept path only. Shapes of under 2
+// million multiply-adds run im2col untimed (see kMinMeasuredMacs). Both paths assign the whole output, so the repeats leave the same result
 // as one call (to float rounding between the two paths). A shape oneDNN refuses runs im2col.
 //
 // context().cpu_conv (EMBER_CONV=auto|onednn|im2col) forces a path. With EMBER_PROFILE, one line
@@ -63,10 +64,20 @@ double now_ms() {
 // Runs the call on one path: true for oneDNN.
 using Runner = void (*)(bool onednn, const Tensor& a, const Tensor& b, int stride, int pad, Tensor& out);
 
+// Convolutions of fewer multiply-adds than this run im2col without timing: they take microseconds,
+// where timing is noise and the choice changes nothing (im2col won nearly all such shapes measured,
+// having no reorders to pay for); and tests full of tiny shapes do not pay for six runs of each.
+constexpr double kMinMeasuredMacs = 2e6;
+
 // Times both paths on this call's tensors (see the header comment) and returns the choice.
-ConvChoice measure(Runner run, const Tensor& a, const Tensor& b, int stride, int pad, Tensor& out) {
+ConvChoice measure(Runner run, const Tensor& a, const Tensor& b, int stride, int pad, Tensor& out, double macs) {
   ConvChoice c;
   c.path = "im2col";
+  if (macs < kMinMeasuredMacs) {
+    c.why = "small";
+    run(false, a, b, stride, pad, out);
+    return c;
+  }
   try {
     run(true, a, b, stride, pad, out);  // warm-up: creates the primitive
   } catch (const std::exception& e) {
@@ -76,12 +87,15 @@ ConvChoice measure(Runner run, const Tensor& a, const Tensor& b, int stride, int
   }
   run(false, a, b, stride, pad, out);
   double best[2] = {1e300, 1e300};  // [im2col, onednn]
-  for (int rep = 0; rep < 2; ++rep)
+  for (int rep = 0; rep < 2; ++rep) {
     for (int onednn = 1; onednn >= 0; --onednn) {
       const double t0 = now_ms();
       run(onednn, a, b, stride, pad, out);
       best[onednn] = std::min(best[onednn], now_ms() - t0);
     }
+    // A factor of 1.5 is not noise: the second round is only for close calls.
+    if (std::max(best[0], best[1]) > 1.5 * std::min(best[0], best[1])) break;
+  }
   c.onednn_ms = best[1], c.im2col_ms = best[0];
   if (best[1] < best[0]) c.path = "onednn";
   run(c.path == "onednn", a, b, stride, pad, out);  // the output of the kept path, as later calls give
@@ -116,7 +130,10 @@ void dispatch(Dir dir, Runner run, const Tensor& in, const Tensor& w, const Tens
   lock.unlock();
   ConvChoice c;
   if (mode == CpuConv::Auto && have_onednn) {
-    c = measure(run, a, b, stride, pad, out);
+    // Multiply-adds, the same in the three directions: N * Ho*Wo * (Co*Ci*KH*KW).
+    const Tensor& y = dir == Dir::Forward ? out : dir == Dir::BackwardData ? a : b;  // [N, Co, Ho, Wo]
+    const double macs = static_cast<double>(y.numel()) / y.size(1) * static_cast<double>(w.numel());
+    c = measure(run, a, b, stride, pad, out, macs);
   } else {
     c.path = mode == CpuConv::Onednn ? "onednn" : "im2col";
     c.why = mode == CpuConv::Auto ? "no oneDNN" : "forced";

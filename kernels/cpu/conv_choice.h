@@ -13,7 +13,7 @@ struct ConvChoice {
   int64_t Co, KH, KW;     // weight [Co, Ci, KH, KW]
   int stride, pad;
   std::string path;       // "onednn" or "im2col"
-  std::string why;        // "measured", "EMBER_CONV=...", "no oneDNN", or oneDNN's refusal
+  std::string why;        // "measured", "small" (not timed), "forced" (EMBER_CONV), "no oneDNN", or oneDNN's refusal
   double onednn_ms = -1;  // the measured times (best of the timed runs); -1: not measured
   double im2col_ms = -1;
   int64_t calls = 0;
