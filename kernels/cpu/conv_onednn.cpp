@@ -17,6 +17,7 @@
 #include "kernels/cpu/conv_paths.h"
 
 #ifdef EMBER_WITH_ONEDNN
+#include "kernels/cpu/gemm_fallback.h"
 
 #include <map>
 #include <memory>
@@ -175,6 +176,8 @@ void run(Dir dir, const Tensor& in, const Tensor& w, const Tensor& out_shaped, i
   p.prim.execute(s.stream, args);
   if (p.out->blocked) p.out->reorder.execute(s.stream, p.out->blocked, user_out);
   s.stream.wait();
+  // 2 N*Ho*Wo*Co*Ci*KH*KW, as im2col's GEMMs count it.
+  detail::add_gemm_flops(static_cast<uint64_t>(2 * g.y[0] * g.y[2] * g.y[3] * g.w[0] * g.w[1] * g.w[2] * g.w[3]));
 }
 
 }  // namespace
