@@ -15,9 +15,17 @@ Context& context() {
     Context c;
     const char* s = std::getenv("EMBER_SYNC_DEBUG");
     c.sync_debug = s && s[0] == '1';
+    if (const char* conv = std::getenv("EMBER_CONV")) c.cpu_conv = parse_cpu_conv(conv);
     return c;
   }();
   return ctx;
+}
+
+CpuConv parse_cpu_conv(const std::string& name) {
+  if (name == "auto" || name.empty()) return CpuConv::Auto;
+  if (name == "onednn") return CpuConv::Onednn;
+  EMBER_CHECK(name == "im2col", "EMBER_CONV='" << name << "': expected auto, onednn or im2col");
+  return CpuConv::Im2col;
 }
 
 bool cuda_available() {

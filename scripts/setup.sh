@@ -5,6 +5,7 @@
 #   libstb-dev             - stb_image / stb_image_write / stb_image_resize (data loading, PNG output)
 #   libopenblas-dev        - CPU GEMM (optional: the build falls back to its own blocked GEMM)
 #   libopenblas0-openmp    - OpenBLAS on OpenMP threads, which ember's kernels share (CMake prefers it)
+#   libdnnl-dev            - oneDNN: the second CPU convolution path (optional; chosen per shape)
 #   zlib1g-dev             - reading the gzip'd IDX files of Fashion-MNIST
 #   nlohmann-json3-dev     - safetensors headers
 #   libcli11-dev           - command-line parsing of the examples
@@ -12,7 +13,7 @@
 #   libopenmpi-dev, openmpi-bin - data-parallel training (mpirun -np N; core/dist's MPI backend)
 #   cmake, ninja-build, g++ - the build
 set -euo pipefail
-PKGS="cmake ninja-build g++ catch2 libstb-dev libopenblas-dev libopenblas0-openmp zlib1g-dev nlohmann-json3-dev libcli11-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin"
+PKGS="cmake ninja-build g++ catch2 libstb-dev libopenblas-dev libopenblas0-openmp libdnnl-dev zlib1g-dev nlohmann-json3-dev libcli11-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

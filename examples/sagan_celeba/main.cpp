@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   train->add_option("--ema", cfg.ema, "Keep an EMA of G's weights with this decay (e.g. 0.999); 0 = off");
   train->add_option("--ema-start", cfg.ema_start, "The EMA copy equals G up to this step, then averages (BigGAN)")
       ->capture_default_str();
-  train->add_flag("--deterministic", cfg.deterministic, "Full fp32 (no TF32): a resumed run repeats exactly");
+  train->add_flag("--deterministic", cfg.deterministic, "Full fp32 (no TF32), CPU convolutions on im2col + GEMM: a resumed run repeats exactly");
   train->add_flag("--resume", cfg.resume, "Continue from the newest checkpoint in --out");
   train->add_flag("--sync-bn", cfg.sync_bn,
                   "Under mpirun: BatchNorm statistics over the global batch (N x --batch), as one process would");

@@ -238,7 +238,11 @@ int run_train(TrainConfig cfg, const std::set<std::string>& given) {
   EMBER_INPUT_CHECK(resume_from.empty() || cfg.channels == checkpoint_channels,
                     "--data: the checkpoint's run trained on " << checkpoint_channels << "-channel images, this data has "
                                                                << cfg.channels);
-  if (cfg.deterministic) context().allow_tf32 = false;
+  if (cfg.deterministic) {
+    context().allow_tf32 = false;
+    // The per-shape timing of the CPU convolutions may choose differently in a resumed process.
+    if (context().cpu_conv == CpuConv::Auto) context().cpu_conv = CpuConv::Im2col;
+  }
 
   std::unique_ptr<Run> run_ptr = build_run(cfg, device);
   Run& run = *run_ptr;

@@ -1,5 +1,6 @@
-// CPU reference for 2-D convolution (NCHW, cross-correlation, square stride and padding):
-// im2col / col2im + GEMM; the threads work inside the GEMM (and the copies, with the built-in GEMM).
+// CPU 2-D convolution (NCHW, cross-correlation, square stride and padding) by im2col / col2im +
+// GEMM, one of the two paths kernels/cpu/conv_choice.cpp chooses between per shape (the other is
+// oneDNN); the threads work inside the GEMM (and the copies, with the built-in GEMM).
 //
 // For one image, with R = Ci*KH*KW and P = Ho*Wo:
 //   col [R, P]:  col[(ci*KH + kh)*KW + kw, oh*Wo + ow] = x[ci, oh*s - p + kh, ow*s - p + kw]  (0 in the padding)
@@ -15,12 +16,12 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/cpu/conv_paths.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/gemm_fallback.h"
 #include "kernels/cpu/scratch.h"
-#include "kernels/kernels.h"
 
-namespace ember::cpu {
+namespace ember::cpu::conv_paths {
 
 namespace {
 
@@ -130,7 +131,7 @@ void chunk_col(const float* x, const ConvGeom& g, int64_t n0, int64_t nb, float*
 
 }  // namespace
 
-void conv2d_forward(const Tensor& x, const Tensor& w, int stride, int pad, Tensor& y) {
+void im2col_forward(const Tensor& x, const Tensor& w, int stride, int pad, Tensor& y) {
   const ConvGeom g = geometry(x, w, y, stride, pad);
   const int64_t R = g.rows(), P = g.cols(), chunk = images_per_chunk(g);
   for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
@@ -148,7 +149,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, int stride, int pad, Tenso
   }
 }
 
-void conv2d_backward_data(const Tensor& dy, const Tensor& w, int stride, int pad, Tensor& dx) {
+void im2col_backward_data(const Tensor& dy, const Tensor& w, int stride, int pad, Tensor& dx) {
   const ConvGeom g = geometry(dx, w, dy, stride, pad);
   const int64_t R = g.rows(), P = g.cols(), chunk = images_per_chunk(g), image = g.Ci * g.H * g.W;
   for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
@@ -174,7 +175,7 @@ void conv2d_backward_data(const Tensor& dy, const Tensor& w, int stride, int pad
   }
 }
 
-void conv2d_backward_filter(const Tensor& x, const Tensor& dy, int stride, int pad, Tensor& dw) {
+void im2col_backward_filter(const Tensor& x, const Tensor& dy, int stride, int pad, Tensor& dw) {
   const ConvGeom g = geometry(x, dw, dy, stride, pad);
   const int64_t R = g.rows(), P = g.cols(), chunk = images_per_chunk(g);
   if (g.N == 0) {
@@ -201,4 +202,4 @@ void conv2d_backward_filter(const Tensor& x, const Tensor& dy, int stride, int p
   }
 }
 
-}  // namespace ember::cpu
+}  // namespace ember::cpu::conv_paths

@@ -107,6 +107,7 @@ void gemm_fallback(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
 }
 
 uint64_t gemm_flops() { return g_flops.load(std::memory_order_relaxed); }
+void add_gemm_flops(uint64_t flops) { g_flops.fetch_add(flops, std::memory_order_relaxed); }
 
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {

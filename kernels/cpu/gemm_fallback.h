@@ -16,6 +16,9 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
 // Floating-point operations (2 M N K per call) issued through gemm() since the start: benchmarks
 // divide it by time for the achieved GFLOP/s.
 uint64_t gemm_flops();
+// Adds GEMM-equivalent work done outside gemm() (oneDNN's convolutions: 2 per multiply-add), so
+// that gemm_flops() counts a convolution the same on either path.
+void add_gemm_flops(uint64_t flops);
 
 // The same contract, computed by the readable cache-blocked kernel with OpenMP.
 void gemm_fallback(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
