@@ -66,16 +66,22 @@ void parallel_map(int64_t n, const F& f) {
   });
 }
 
-// Sum of x[0, n) in double, over 8 independent lanes so that the loop vectorises (a single
-// accumulator is a chain the compiler may not reorder); then the lanes are added in a fixed order,
-// so the result does not depend on the vector width.
-inline double sum_double(const float* x, int64_t n) {
+// Sum of term(i) (a double) for i in [0, n), over 8 independent lanes so that the loop vectorises
+// (a single accumulator is a chain the compiler may not reorder); the lanes are then added in a
+// fixed order, so the result does not depend on the vector width.
+template <class Term>
+double lane_sum(int64_t n, const Term& term) {
   double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) lane[k] += x[i + k];
-  for (; i < n; ++i) lane[i % 8] += x[i];
+    for (int k = 0; k < 8; ++k) lane[k] += term(i + k);
+  for (; i < n; ++i) lane[i % 8] += term(i);
   return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
+// Sum of x[0, n) in double.
+inline double sum_double(const float* x, int64_t n) {
+  return lane_sum(n, [x](int64_t i) { return static_cast<double>(x[i]); });
 }
 
 }  // namespace ember::cpu
