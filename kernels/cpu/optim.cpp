@@ -1,6 +1,6 @@
 // CPU reference for the optimiser updates (kernels/optim.inc): plain loops, one tensor at a
-// time, written in the order PyTorch's single-tensor Adam / SGD evaluate them so that results
-// agree to float rounding:
+// time (vectorised, threaded for large tensors: vector_loops.h), written in the order PyTorch's
+// single-tensor Adam / SGD evaluate them so that results agree to float rounding:
 //   Adam:  g += wd * p;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
 //          p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 //   SGD:   g += wd * p;  buf = momentum * buf + g (if momentum);  p -= lr * buf (or g)
@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/cpu/vector_loops.h"
 #include "kernels/kernels.h"
 
 namespace ember::cpu {
@@ -26,15 +27,14 @@ void adam_update(const std::vector<Tensor>& params, const std::vector<Tensor>& g
     float* pm = m[t].data();
     float* pv = v[t].data();
     const int64_t n = params[t].numel();
-#pragma omp parallel for if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) {
+    parallel_map(n, [=](int64_t i) {
       float gi = g[i];
       if (weight_decay != 0.0f) gi += weight_decay * p[i];
       pm[i] = beta1 * pm[i] + (1.0f - beta1) * gi;
       pv[i] = beta2 * pv[i] + (1.0f - beta2) * gi * gi;
       const float denom = std::sqrt(pv[i]) / bc2_sqrt + eps;
       p[i] -= step_size * (pm[i] / denom);
-    }
+    });
   }
 }
 
@@ -45,15 +45,20 @@ void sgd_update(const std::vector<Tensor>& params, const std::vector<Tensor>& gr
     const float* g = grads[t].data();
     float* b = momentum != 0.0f ? bufs[t].data() : nullptr;
     const int64_t n = params[t].numel();
-#pragma omp parallel for if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) {
-      float d = g[i];
-      if (weight_decay != 0.0f) d += weight_decay * p[i];
-      if (b) {
+    // Two loops, so that neither branches per element on b (which would keep it scalar).
+    if (b) {
+      parallel_map(n, [=](int64_t i) {
+        float d = g[i];
+        if (weight_decay != 0.0f) d += weight_decay * p[i];
         b[i] = momentum * b[i] + d;
-        d = b[i];
-      }
-      p[i] -= lr * d;
+        p[i] -= lr * b[i];
+      });
+    } else {
+      parallel_map(n, [=](int64_t i) {
+        float d = g[i];
+        if (weight_decay != 0.0f) d += weight_decay * p[i];
+        p[i] -= lr * d;
+      });
     }
   }
 }
@@ -63,8 +68,7 @@ void ema_update(const std::vector<Tensor>& ema, const std::vector<Tensor>& param
     float* e = ema[t].data();
     const float* p = params[t].data();
     const int64_t n = ema[t].numel();
-#pragma omp parallel for if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) e[i] = decay * e[i] + (1.0f - decay) * p[i];
+    parallel_map(n, [=](int64_t i) { e[i] = decay * e[i] + (1.0f - decay) * p[i]; });
   }
 }
 
