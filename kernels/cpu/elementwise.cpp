@@ -69,6 +69,17 @@ void bias_add(const Tensor& x, const Tensor& b, Tensor& y) {
   const int64_t inner = l.inner;
   const float *px = x.data(), *pb = b.data();
   float* py = y.data();
+  if (inner == 1) {  // [N, C] (a Linear layer's output): rows of C, b added along each
+    const int64_t C = l.C;
+    parallel_ranges(
+        l.N,
+        [=](int64_t begin, int64_t end) {
+          for (int64_t n = begin; n < end; ++n)
+            for (int64_t c = 0; c < C; ++c) py[n * C + c] = px[n * C + c] + pb[c];
+        },
+        l.N * C);
+    return;
+  }
   for_each_channel_row(l, py, px, [=](float* yr, const float* xr, int64_t c) {
     const float bc = pb[c];
     for (int64_t j = 0; j < inner; ++j) yr[j] = xr[j] + bc;
