@@ -6,6 +6,7 @@
 #include <limits>
 #include <string>
 
+#include "kernels/kernels.h"
 #include "tests/harness.h"
 
 using namespace ember;
@@ -195,4 +196,44 @@ TEST_CASE("elementwise: NaN and +-Inf propagate as in PyTorch, forward and backw
   CHECK(test::same_values(ops::add(a, b), {nan, nan, inf, inf}));
   CHECK(test::same_values(ops::sub(a, b), {nan, nan, nan, -inf}));
   CHECK(test::same_values(ops::mul(a, b), {nan, nan, inf, nan}));
+}
+
+TEST_CASE("elementwise: relu and bias kernels on large odd sizes (threaded and vectorised paths)", "[elementwise]") {
+  // Above the serial limit of vector_loops.h and of odd length, so that threads split the range
+  // and every vector loop has a tail; outputs start as NaN so an element left unwritten fails.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<Shape> xs{Shape{3, 7, 61, 67}, Shape{4099, 9}, Shape{1, 1, 40001, 1}, Shape{64, 3, 14, 14}};
+  uint64_t seed = 900;
+  for (const Shape& s : xs) {
+    CAPTURE(s);
+    const int64_t C = s[1], inner = s.numel() / (s[0] * C);
+    Tensor x = test::random_tensor(s, seed++), dy = test::random_tensor(s, seed++), b = test::random_tensor(Shape{C}, seed++);
+    const std::vector<double> xd = test::to_double(x), dyd = test::to_double(dy), bd = test::to_double(b);
+    std::vector<double> relu(xd.size()), relu_dx(xd.size()), leaky(xd.size()), leaky_dx(xd.size()), biased(xd.size());
+    std::vector<double> db(C, 0.0);
+    for (size_t i = 0; i < xd.size(); ++i) {
+      relu[i] = xd[i] > 0 ? xd[i] : 0.0;
+      relu_dx[i] = xd[i] > 0 ? dyd[i] : 0.0;
+      leaky[i] = xd[i] > 0 ? xd[i] : 0.2 * xd[i];
+      leaky_dx[i] = xd[i] > 0 ? dyd[i] : 0.2 * dyd[i];
+      biased[i] = xd[i] + bd[(i / inner) % C];
+      db[(i / inner) % C] += dyd[i];
+    }
+    Tensor y = Tensor::full(s, nan), dx = Tensor::full(s, nan), dbias = Tensor::full(Shape{C}, nan);
+    cpu::relu_forward(x, y);
+    CHECK(test::rel_err(y, relu) < kValTol);
+    cpu::relu_backward(x, dy, dx);
+    CHECK(test::rel_err(dx, relu_dx) < kValTol);
+    y.fill_(nan);
+    dx.fill_(nan);
+    cpu::leaky_relu_forward(x, 0.2f, y);
+    CHECK(test::rel_err(y, leaky) < kValTol);
+    cpu::leaky_relu_backward(x, 0.2f, dy, dx);
+    CHECK(test::rel_err(dx, leaky_dx) < kValTol);
+    y.fill_(nan);
+    cpu::bias_add(x, b, y);
+    CHECK(test::rel_err(y, biased) < kValTol);
+    cpu::bias_grad(dy, dbias);
+    CHECK(test::rel_err(dbias, db) < kValTol);
+  }
 }

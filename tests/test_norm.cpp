@@ -228,3 +228,48 @@ TEST_CASE("norm: a NaN or Inf in one channel makes that channel NaN, not the oth
     CHECK((std::isfinite(m[0]) && std::isfinite(m[2])));
   }
 }
+
+TEST_CASE("norm: kernels on large odd shapes with a large mean (threaded path and no cancellation)", "[norm]") {
+  // Above the kernels' serial limit, with N = 1, C = 1 and odd rows; x in [1000, 1002): the mean
+  // is ~1700 standard deviations from 0, where E[x^2] - E[x]^2 in float would lose every digit.
+  const std::vector<Shape> shapes{Shape{64, 3, 14, 14}, Shape{1, 1, 211, 199}, Shape{5, 2, 7, 1003}, Shape{40000, 3}};
+  uint64_t seed = 700;
+  for (const Shape& s : shapes) {
+    INFO("input " << s);
+    const int64_t C = s[1];
+    Tensor x = test::random_tensor(s, seed++, 1000.f, 1002.f), dy = test::random_tensor(s, seed++);
+    Tensor gamma = test::random_tensor(Shape{C}, seed++, 0.5f, 1.5f), beta = test::random_tensor(Shape{C}, seed++);
+    Tensor rm = Tensor::zeros(Shape{C}), rv = Tensor::full(Shape{C}, 1.f);
+    Tensor y = Tensor::full(s, kNaN), save_mean = Tensor::full(Shape{C}, kNaN), save_invstd = Tensor::full(Shape{C}, kNaN);
+    cpu::batchnorm_forward_train(x, gamma, beta, static_cast<float>(kEps), 0.1f, rm, rv, y, save_mean, save_invstd);
+    const std::vector<float> xv = x.to_vector(), dyv = dy.to_vector(), gv = gamma.to_vector();
+    const Stats st = batch_stats(s, xv);
+    std::vector<double> invstd;
+    for (int64_t c = 0; c < C; ++c) invstd.push_back(1.0 / std::sqrt(st.var[c] + kEps));
+    CHECK(test::rel_err(y, normalise(s, xv, st.mean, st.var, gv, beta.to_vector())) < 1e-6);
+    CHECK(test::rel_err(save_mean, st.mean) < 1e-6);
+    CHECK(test::rel_err(save_invstd, invstd) < 1e-6);
+
+    // The backward's closed form in double (the Jacobian test above checks the form itself), from
+    // the saved float statistics it is given: their rounding is the forward's, not the backward's.
+    const std::vector<float> sm = save_mean.to_vector(), si = save_invstd.to_vector();
+    std::vector<double> dx_ref(xv.size()), dg_ref(C, 0.0), db_ref(C, 0.0);
+    for (int64_t c = 0; c < C; ++c) {
+      const std::vector<int64_t> idx = channel_indices(s, c);
+      const double m = static_cast<double>(idx.size());
+      for (int64_t i : idx) {
+        db_ref[c] += dyv[i];
+        dg_ref[c] += dyv[i] * (xv[i] - static_cast<double>(sm[c])) * si[c];
+      }
+      for (int64_t i : idx) {
+        const double xhat = (xv[i] - static_cast<double>(sm[c])) * si[c];
+        dx_ref[i] = gv[c] * static_cast<double>(si[c]) * (dyv[i] - db_ref[c] / m - xhat * dg_ref[c] / m);
+      }
+    }
+    Tensor dx = Tensor::full(s, kNaN), dgamma = Tensor::full(Shape{C}, kNaN), dbeta = Tensor::full(Shape{C}, kNaN);
+    cpu::batchnorm_backward(x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
+    CHECK(test::rel_err(dx, dx_ref) < 1e-5);
+    CHECK(test::rel_err(dgamma, dg_ref) < 1e-5);
+    CHECK(test::rel_err(dbeta, db_ref) < 1e-5);
+  }
+}

@@ -13,12 +13,14 @@ using namespace ember;
 
 namespace {
 
-// Parameters of awkward sizes (1, prime, 2-D).
+// Parameters of awkward sizes (1, prime, 2-D, and one large enough for the kernels' threaded
+// path with an odd length, vector_loops.h).
 StateDict make_params(uint64_t seed) {
   StateDict p;
   p.emplace_back("a", test::random_param(Shape{1}, seed));
   p.emplace_back("b", test::random_param(Shape{7}, seed + 1));
   p.emplace_back("c", test::random_param(Shape{13, 5}, seed + 2));
+  p.emplace_back("d", test::random_param(Shape{257, 131}, seed + 3));
   return p;
 }
 
@@ -63,11 +65,12 @@ TEST_CASE("optim: Adam matches the bias-corrected recurrence in double", "[optim
       }
     }
     StateDict st = adam.state_dict();
-    REQUIRE(st.size() == 6);
+    REQUIRE(st.size() == 8);
     CHECK(st[0].first == "m.a");
-    CHECK(st[5].first == "v.c");
+    CHECK(st[6].first == "v.c");
     CHECK(test::rel_err(st[2].second, ref[2].m) < 1e-6);
-    CHECK(test::rel_err(st[5].second, ref[2].v) < 1e-6);
+    CHECK(test::rel_err(st[6].second, ref[2].v) < 1e-6);
+    CHECK(test::rel_err(st[7].second, ref[3].v) < 1e-6);
   }
 }
 
@@ -107,7 +110,7 @@ TEST_CASE("optim: SGD with and without momentum matches PyTorch's recurrence", "
       sgd.step();
       for (size_t i = 0; i < params.size(); ++i) CHECK(test::rel_err(params[i].second, p[i]) < 1e-6);
     }
-    CHECK(sgd.state_dict().size() == (momentum != 0 ? 3u : 0u));
+    CHECK(sgd.state_dict().size() == (momentum != 0 ? 4u : 0u));
   }
 }
 
@@ -131,9 +134,9 @@ TEST_CASE("optim: optimizer state round-trips and is loaded strictly", "[optim][
 
   StateDict bad = saved;
   bad.pop_back();
-  bad.emplace_back("v.d", Tensor::zeros(Shape{2}));
+  bad.emplace_back("v.e", Tensor::zeros(Shape{2}));
   bad[0].second = Tensor::zeros(Shape{2});
-  REQUIRE_THROWS_WITH(b.load_state_dict(bad), Catch::Contains("missing: v.c") && Catch::Contains("unexpected: v.d") &&
+  REQUIRE_THROWS_WITH(b.load_state_dict(bad), Catch::Contains("missing: v.d") && Catch::Contains("unexpected: v.e") &&
                                                   Catch::Contains("m.a (given [2], expected [1])"));
   StateDict nograd = {{"x", test::random_tensor(Shape{2}, 1)}};
   REQUIRE_THROWS_WITH(Adam(nograd), Catch::Contains("'x'"));

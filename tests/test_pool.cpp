@@ -2,6 +2,7 @@
 // through the ops, and argument errors.
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <limits>
 #include <numeric>
 
@@ -157,4 +158,44 @@ TEST_CASE("pool: a NaN in a window is its maximum, as in PyTorch, and Inf passes
   Tensor b = Tensor::from_vector({1, 1, inf, 1, 1, 1, 1, 1}, Shape{1, 1, 2, 4});
   CHECK(test::same_values(ops::avg_pool2x2(b), {1, inf}));
   CHECK(test::same_values(ops::upsample2x(Tensor::from_vector({nan}, Shape{1, 1, 1, 1})), {nan, nan, nan, nan}));
+}
+
+TEST_CASE("pool: max pooling over many rows with ties and signed zeros and NaN and Inf follows the window rule", "[pool][nonfinite]") {
+  // The kernel works on blocks of window rows (about 1024 windows each) in parallel: shapes with
+  // one window per row, odd rows of windows, and more rows than one block, each with values from a
+  // small set, so that ties, -0 against +0, several NaN and +-Inf in one window are common.
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const float values[] = {1.0f, -1.0f, 0.0f, -0.0f, 2.0f, nan, inf, -inf};
+  const Shape shapes[] = {Shape{1, 1, 2, 2}, Shape{1, 3, 6, 2}, Shape{2, 3, 10, 14}, Shape{3, 5, 28, 28},
+                          Shape{1, 2, 4, 4098}, Shape{64, 3, 14, 14}};
+  uint64_t seed = 50;
+  for (const Shape& s : shapes) {
+    INFO("input " << s);
+    Generator gen(seed++);
+    std::vector<float> xv(s.numel()), dyv(half(s).numel());
+    for (float& e : xv) e = values[gen.next_u64() % 8];
+    for (size_t i = 0; i < dyv.size(); ++i) dyv[i] = static_cast<float>(i % 13) + 1.0f;
+    // The rule, one tap at a time in window order.
+    std::vector<float> want_y(dyv.size()), want_dx(xv.size(), 0.0f);
+    std::vector<int64_t> best(dyv.size(), -1);
+    each_window(s, [&](int64_t L, int64_t S, int t) {
+      if (t == 0 || xv[L] > xv[best[S]] || std::isnan(xv[L])) best[S] = L;
+    });
+    for (size_t S = 0; S < best.size(); ++S) {
+      want_y[S] = xv[best[S]];
+      want_dx[best[S]] = dyv[S];
+    }
+    Tensor x = Tensor::from_vector(xv, s), dy = Tensor::from_vector(dyv, half(s));
+    Tensor y = Tensor::full(half(s), -7.0f), dx = Tensor::full(s, kNaN);
+    cpu::maxpool2x2_forward(x, y);
+    cpu::maxpool2x2_backward(x, dy, dx);
+    CHECK(test::same_values(y, want_y));
+    CHECK(test::same_values(dx, want_dx));
+    // Signed zeros: the first of equal maxima, so the sign of the first zero of an all-zero window.
+    const std::vector<float> yv = y.to_vector();
+    bool signs_match = true;
+    for (size_t S = 0; S < yv.size(); ++S)
+      if (want_y[S] == 0.0f) signs_match = signs_match && std::signbit(yv[S]) == std::signbit(want_y[S]);
+    CHECK(signs_match);
+  }
 }
