@@ -8,17 +8,18 @@
 //
 // How: each primitive is created with format "any", so oneDNN picks its preferred (blocked)
 // layouts; ember's plain NCHW / OIHW tensors are reordered into and out of them around the
-// primitive. Per (direction, shape) a Plan caches the primitive, the reorders and the buffers of
-// the blocked copies (their contents are rewritten on every call: weights change every step). The
-// engine, the stream and the plans live in one function-local State, behind a mutex: a call runs
-// whole under it (oneDNN's threads work inside). oneDNN runs on OpenMP (libgomp), the same pool as
-// ember's kernels and OpenBLAS, so the thread counts agree (OMP_NUM_THREADS) and nothing is
-// oversubscribed.
+// primitive. Per (direction, shape) a Plan caches the primitive and the reorders; the blocked
+// copies go to one buffer shared by all shapes (rewritten on every call: weights change every
+// step). The engine, the stream, the plans and that buffer live in one function-local State,
+// behind a mutex: a call runs whole under it (oneDNN's threads work inside). oneDNN runs on OpenMP
+// (libgomp), the same pool as ember's kernels and OpenBLAS, so the thread counts agree
+// (OMP_NUM_THREADS) and nothing is oversubscribed.
 #include "kernels/cpu/conv_paths.h"
 
 #ifdef EMBER_WITH_ONEDNN
 #include "kernels/cpu/gemm_fallback.h"
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,19 +43,21 @@ enum class Dir { Forward, BackwardData, BackwardFilter };
 // (direction, x [N, Ci, H, W], w [Co, Ci, KH, KW], y [N, Co, Ho, Wo] spatial, stride, pad)
 using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int>;
 
-// One argument of a primitive: the plain (user) layout, and when the primitive wants another, the
-// buffer in that layout and the reorder between the two.
+// One argument of a primitive: the plain (user) layout, and when the primitive wants another,
+// that layout and the reorder between the two. The blocked copy itself lives in State::blocked.
 struct Arg {
-  memory::desc plain;
-  memory blocked;         // empty when the primitive takes the plain layout
-  dnnl::reorder reorder;  // plain -> blocked for inputs, blocked -> plain for the output
+  memory::desc plain, wanted;
+  bool reordered = false;
+  dnnl::reorder reorder;  // plain -> wanted for inputs, wanted -> plain for the output
 
-  Arg(const memory::desc& user, const memory::desc& wanted, const dnnl::engine& eng, bool is_input) : plain(user) {
-    if (wanted == user) return;
-    blocked = memory(wanted, eng);
-    reorder = dnnl::reorder(is_input ? dnnl::reorder::primitive_desc(eng, user, eng, wanted)
-                                     : dnnl::reorder::primitive_desc(eng, wanted, eng, user));
+  Arg(const memory::desc& user, const memory::desc& want, const dnnl::engine& eng, bool is_input)
+      : plain(user), wanted(want), reordered(want != user) {
+    if (!reordered) return;
+    reorder = dnnl::reorder(is_input ? dnnl::reorder::primitive_desc(eng, user, eng, want)
+                                     : dnnl::reorder::primitive_desc(eng, want, eng, user));
   }
+  // Bytes of its blocked copy in State::blocked (rounded up to whole cache lines).
+  size_t blocked_bytes() const { return reordered ? (wanted.get_size() + 63) / 64 * 64 : 0; }
 };
 
 // A cached primitive with its three arguments: two inputs (DNNL_ARG_* a, b) and one output.
@@ -69,6 +72,9 @@ struct State {
   dnnl::stream stream{eng};
   std::mutex mutex;
   std::map<Key, Plan> plans;
+  // The blocked copies of the running call's arguments: one buffer for all shapes, grown to the
+  // largest call (caching a copy per plan doubled the SAGAN step's peak memory). Used under mutex.
+  std::vector<char> blocked;
 };
 
 State& state() {
@@ -161,20 +167,31 @@ void run(Dir dir, const Tensor& in, const Tensor& w, const Tensor& out_shaped, i
   const auto plain = [&](const Arg& arg, const float* data) {
     return memory(arg.plain, s.eng, const_cast<float*>(data));
   };
+  // The blocked copies, 64-byte aligned, one after the other in s.blocked.
+  const size_t bytes = p.a->blocked_bytes() + p.b->blocked_bytes() + p.out->blocked_bytes();
+  if (s.blocked.size() < bytes + 64) s.blocked.resize(bytes + 64);
+  char* next = s.blocked.data() + (64 - reinterpret_cast<uintptr_t>(s.blocked.data()) % 64) % 64;
+  const auto blocked = [&](const Arg& arg) {
+    memory m(arg.wanted, s.eng, next);
+    next += arg.blocked_bytes();
+    return m;
+  };
   std::unordered_map<int, memory> args;
   for (auto [arg, id, data] : {std::tuple{p.a.get(), p.arg_a, a}, std::tuple{p.b.get(), p.arg_b, b}}) {
     memory user = plain(*arg, data);
-    if (arg->blocked) {
-      arg->reorder.execute(s.stream, user, arg->blocked);
-      args.emplace(id, arg->blocked);
+    if (arg->reordered) {
+      memory copy = blocked(*arg);
+      arg->reorder.execute(s.stream, user, copy);
+      args.emplace(id, copy);
     } else {
       args.emplace(id, user);
     }
   }
   memory user_out = plain(*p.out, out);
-  args.emplace(p.arg_out, p.out->blocked ? p.out->blocked : user_out);
+  memory out_copy = p.out->reordered ? blocked(*p.out) : user_out;
+  args.emplace(p.arg_out, out_copy);
   p.prim.execute(s.stream, args);
-  if (p.out->blocked) p.out->reorder.execute(s.stream, p.out->blocked, user_out);
+  if (p.out->reordered) p.out->reorder.execute(s.stream, out_copy, user_out);
   s.stream.wait();
   // 2 N*Ho*Wo*Co*Ci*KH*KW, as im2col's GEMMs count it.
   detail::add_gemm_flops(static_cast<uint64_t>(2 * g.y[0] * g.y[2] * g.y[3] * g.w[0] * g.w[1] * g.w[2] * g.w[3]));
