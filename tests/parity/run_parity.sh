@@ -11,12 +11,14 @@
 #
 #   usage: bash tests/parity/run_parity.sh [--out runs/parity] [--seeds 1,2,3] [--steps 2000]
 #                                          [--build build] [--n 10000] [--threads 2]
+#                                          [--only ember|torch]
+# --only runs one side's seeds (e.g. two drivers side by side, one per side); the summary reads both.
 # Needs Debian's PyTorch (/usr/bin/python3 with python3-torch) and a build of sagan_celeba.
 # Time on the 2-core development machine, idle: ~0.85 s per ember step, ~1.2 s per PyTorch step.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-out=runs/parity seeds=1,2,3 steps=2000 build=build n=10000 threads=2
+out=runs/parity seeds=1,2,3 steps=2000 build=build n=10000 threads=2 only=
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
@@ -25,9 +27,11 @@ while [[ $# -gt 0 ]]; do
     --build) build=$2; shift 2 ;;
     --n) n=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
     *) echo "run_parity.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+[[ -z $only || $only == ember || $only == torch ]] || { echo "run_parity.sh: --only ember or torch" >&2; exit 2; }
 bin=$build/examples/sagan_celeba/sagan_celeba
 [[ -x $bin ]] || { echo "run_parity.sh: $bin not built (cmake --build $build --target sagan_celeba)" >&2; exit 2; }
 /usr/bin/python3 -c "import torch" 2>/dev/null ||
@@ -62,7 +66,7 @@ EOF
 
 IFS=, read -ra seed_list <<<"$seeds"
 for s in "${seed_list[@]}"; do
-  if ! done_run torch "$s"; then
+  if [[ $only != ember ]] && ! done_run torch "$s"; then
     echo "[parity] PyTorch seed $s: $steps steps"
     line=$(/usr/bin/python3 tests/parity/torch_sagan_fashion.py --steps "$steps" --seed "$s" --n "$n" \
       --threads "$threads" --state "$out/torch_s$s.pt" --state-every 100 | tee -a "$out/torch_s$s.log" | tail -1)
@@ -70,7 +74,7 @@ for s in "${seed_list[@]}"; do
     echo "$s,$steps,$n,$d" >>"$out/torch.csv"
     summary
   fi
-  if ! done_run ember "$s"; then
+  if [[ $only != torch ]] && ! done_run ember "$s"; then
     echo "[parity] ember seed $s: $steps steps"
     run=$out/ember_s$s resume=()
     compgen -G "$run/checkpoints/step_*.safetensors" >/dev/null && resume=(--resume)
