@@ -30,12 +30,12 @@ bool env_says_on() {
 std::atomic<bool> g_enabled{env_says_on()};
 }  // namespace detail
 
-namespace {
-
 double now_ms() {
   using clock = std::chrono::steady_clock;
   return std::chrono::duration<double, std::milli>(clock::now().time_since_epoch()).count();
 }
+
+namespace {
 
 struct Stats {
   double ms[2] = {0, 0};  // [forward, backward]

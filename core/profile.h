@@ -35,6 +35,9 @@ std::string report();
 // Forgets everything recorded (e.g. after warm-up steps).
 void reset();
 
+// Milliseconds on the steady clock (an arbitrary origin): the CPU timings' clock.
+double now_ms();
+
 // Times one kernel call when the profiler is on.
 class Scope {
  public:

@@ -3,20 +3,18 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
-#include <sstream>
 
 #include "kernels/kernels.h"
+#include "tests/conv_cases.h"
 #include "tests/harness.h"
-#include "tests/reference.h"
 
 using namespace ember;
 
 namespace {
 
-const float kNaN = std::numeric_limits<float>::quiet_NaN();
-
 using Case = test::ref::ConvShape;
 using test::ref::at4;
+using test::describe;
 
 // 3x3 pad 1, 1x1 (the GEMM shortcut), 1x1 stride 2 (not the shortcut), stride 2 with odd
 // sizes, the SAGAN discriminator's 4x4 stride 2 pad 1, 5x5 pad 2, a kernel covering the whole
@@ -51,31 +49,21 @@ std::vector<double> ref_conv_transpose(const std::vector<float>& x, const std::v
   return y;
 }
 
-std::string describe(const Case& c) {
-  std::ostringstream os;
-  os << "N=" << c.N << " Ci=" << c.Ci << " H=" << c.H << " W=" << c.W << " Co=" << c.Co << " K=" << c.KH << "x" << c.KW
-     << " s=" << c.stride << " p=" << c.pad;
-  return os.str();
-}
-
 }  // namespace
 
 TEST_CASE("conv: the three CPU kernels match direct double-precision formulas", "[conv]") {
   uint64_t seed = 1;
   for (const Case& c : kCases) {
     INFO(describe(c));
-    Tensor x = test::random_tensor(Shape{c.N, c.Ci, c.H, c.W}, seed++);
-    Tensor w = test::random_tensor(Shape{c.Co, c.Ci, c.KH, c.KW}, seed++);
-    Tensor dy = test::random_tensor(Shape{c.N, c.Co, c.Ho(), c.Wo()}, seed++);
-    // Outputs start as NaN: an element the kernel fails to write cannot pass.
-    Tensor y = Tensor::full(dy.shape(), kNaN), dx = Tensor::full(x.shape(), kNaN), dw = Tensor::full(w.shape(), kNaN);
-    cpu::conv2d_forward(x, w, c.stride, c.pad, y);
-    cpu::conv2d_backward_data(dy, w, c.stride, c.pad, dx);
-    cpu::conv2d_backward_filter(x, dy, c.stride, c.pad, dw);
-    const std::vector<float> xv = x.to_vector(), wv = w.to_vector(), dyv = dy.to_vector();
-    CHECK(test::rel_err(y, test::ref::conv_forward(c, xv, wv)) < 1e-5);
-    CHECK(test::rel_err(dx, test::ref::conv_backward_data(c, dyv, wv)) < 1e-5);
-    CHECK(test::rel_err(dw, test::ref::conv_backward_filter(c, xv, dyv)) < 1e-5);
+    const test::ConvOperands in = test::random_conv_operands(c, seed);
+    test::ConvResults out = test::nan_conv_results(in);
+    cpu::conv2d_forward(in.x, in.w, c.stride, c.pad, out.y);
+    cpu::conv2d_backward_data(in.dy, in.w, c.stride, c.pad, out.dx);
+    cpu::conv2d_backward_filter(in.x, in.dy, c.stride, c.pad, out.dw);
+    const test::ConvErrors e = test::conv_errors(c, in, out);
+    CHECK(e.y < 1e-5);
+    CHECK(e.dx < 1e-5);
+    CHECK(e.dw < 1e-5);
   }
 }
 

@@ -5,14 +5,13 @@
 // hundred terms; an unwritten or wrong element is far above it).
 #include <catch2/catch.hpp>
 #include <limits>
-#include <sstream>
 
 #include "core/context.h"
 #include "kernels/cpu/conv_choice.h"
 #include "kernels/cpu/conv_paths.h"
 #include "kernels/kernels.h"
+#include "tests/conv_cases.h"
 #include "tests/harness.h"
-#include "tests/reference.h"
 
 using namespace ember;
 
@@ -22,6 +21,8 @@ const float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr double kTol = 1e-5;
 
 using Case = test::ref::ConvShape;
+using test::describe;
+using How = cpu::ConvChoice::How;
 
 // Odd H / W, C = 1 and 3, stride 2, pad 0 / 1 / 2, batch 1 and 3, 1x1 and 4x4 kernels (SAGAN's
 // 4x4 s2 p1 down-sampling and 1x1 attention projections), the classifier's 3x3 p1, and a stride-2
@@ -33,13 +34,6 @@ const Case kCases[] = {
     {1, 3, 8, 10, 4, 3, 3, 2, 0},
 };
 
-std::string describe(const Case& c) {
-  std::ostringstream os;
-  os << "N=" << c.N << " Ci=" << c.Ci << " H=" << c.H << " W=" << c.W << " Co=" << c.Co << " K=" << c.KH << "x" << c.KW
-     << " s=" << c.stride << " p=" << c.pad;
-  return os.str();
-}
-
 // Sets context().cpu_conv for a scope.
 struct ForceConv {
   CpuConv saved = context().cpu_conv;
@@ -47,16 +41,12 @@ struct ForceConv {
   ~ForceConv() { context().cpu_conv = saved; }
 };
 
-struct Outputs {
-  Tensor y, dx, dw;
-};
-
 // The three kernels through the dispatching entries (kernels/kernels.h), outputs NaN-filled first.
-Outputs run_entries(const Case& c, const Tensor& x, const Tensor& w, const Tensor& dy) {
-  Outputs o{Tensor::full(dy.shape(), kNaN), Tensor::full(x.shape(), kNaN), Tensor::full(w.shape(), kNaN)};
-  cpu::conv2d_forward(x, w, c.stride, c.pad, o.y);
-  cpu::conv2d_backward_data(dy, w, c.stride, c.pad, o.dx);
-  cpu::conv2d_backward_filter(x, dy, c.stride, c.pad, o.dw);
+test::ConvResults run_entries(const Case& c, const test::ConvOperands& in) {
+  test::ConvResults o = test::nan_conv_results(in);
+  cpu::conv2d_forward(in.x, in.w, c.stride, c.pad, o.y);
+  cpu::conv2d_backward_data(in.dy, in.w, c.stride, c.pad, o.dx);
+  cpu::conv2d_backward_filter(in.x, in.dy, c.stride, c.pad, o.dw);
   return o;
 }
 
@@ -70,21 +60,19 @@ TEST_CASE("conv paths: oneDNN matches direct double-precision formulas on awkwar
   uint64_t seed = 100;
   for (const Case& c : kCases) {
     INFO(describe(c));
-    Tensor x = test::random_tensor(Shape{c.N, c.Ci, c.H, c.W}, seed++);
-    Tensor w = test::random_tensor(Shape{c.Co, c.Ci, c.KH, c.KW}, seed++);
-    Tensor dy = test::random_tensor(Shape{c.N, c.Co, c.Ho(), c.Wo()}, seed++);
-    Tensor y = Tensor::full(dy.shape(), kNaN), dx = Tensor::full(x.shape(), kNaN), dw = Tensor::full(w.shape(), kNaN);
-    cpu::conv_paths::onednn_forward(x, w, c.stride, c.pad, y);
-    cpu::conv_paths::onednn_backward_data(dy, w, c.stride, c.pad, dx);
-    cpu::conv_paths::onednn_backward_filter(x, dy, c.stride, c.pad, dw);
-    const std::vector<float> xv = x.to_vector(), wv = w.to_vector(), dyv = dy.to_vector();
-    CHECK(test::rel_err(y, test::ref::conv_forward(c, xv, wv)) < kTol);
-    CHECK(test::rel_err(dx, test::ref::conv_backward_data(c, dyv, wv)) < kTol);
-    CHECK(test::rel_err(dw, test::ref::conv_backward_filter(c, xv, dyv)) < kTol);
+    const test::ConvOperands in = test::random_conv_operands(c, seed);
+    test::ConvResults out = test::nan_conv_results(in);
+    cpu::conv_paths::onednn_forward(in.x, in.w, c.stride, c.pad, out.y);
+    cpu::conv_paths::onednn_backward_data(in.dy, in.w, c.stride, c.pad, out.dx);
+    cpu::conv_paths::onednn_backward_filter(in.x, in.dy, c.stride, c.pad, out.dw);
+    const test::ConvErrors e = test::conv_errors(c, in, out);
+    CHECK(e.y < kTol);
+    CHECK(e.dx < kTol);
+    CHECK(e.dw < kTol);
     // A second call reuses the cached primitive and blocked buffers: same result again.
-    Tensor y2 = Tensor::full(dy.shape(), kNaN);
-    cpu::conv_paths::onednn_forward(x, w, c.stride, c.pad, y2);
-    CHECK(test::same_values(y2, y.to_vector()));
+    test::ConvResults again = test::nan_conv_results(in);
+    cpu::conv_paths::onednn_forward(in.x, in.w, c.stride, c.pad, again.y);
+    CHECK(test::same_values(again.y, out.y.to_vector()));
   }
 }
 
@@ -92,26 +80,26 @@ TEST_CASE("conv paths: forcing oneDNN or im2col gives the same results as the ch
   uint64_t seed = 200;
   for (const Case& c : kCases) {
     INFO(describe(c));
-    Tensor x = test::random_tensor(Shape{c.N, c.Ci, c.H, c.W}, seed++);
-    Tensor w = test::random_tensor(Shape{c.Co, c.Ci, c.KH, c.KW}, seed++);
-    Tensor dy = test::random_tensor(Shape{c.N, c.Co, c.Ho(), c.Wo()}, seed++);
-    Outputs chosen, im2col;
+    const test::ConvOperands in = test::random_conv_operands(c, seed);
+    test::ConvResults chosen, im2col;
     {
       ForceConv force(CpuConv::Auto);
-      chosen = run_entries(c, x, w, dy);
+      chosen = run_entries(c, in);
     }
     {
       ForceConv force(CpuConv::Im2col);
-      im2col = run_entries(c, x, w, dy);
+      im2col = run_entries(c, in);
     }
-    const std::vector<float> xv = x.to_vector(), wv = w.to_vector(), dyv = dy.to_vector();
-    CHECK(test::rel_err(im2col.y, test::ref::conv_forward(c, xv, wv)) < kTol);
+    const test::ConvErrors e = test::conv_errors(c, in, im2col);
+    CHECK(e.y < kTol);
+    CHECK(e.dx < kTol);
+    CHECK(e.dw < kTol);
     CHECK(test::rel_err(chosen.y, im2col.y) < kTol);
     CHECK(test::rel_err(chosen.dx, im2col.dx) < kTol);
     CHECK(test::rel_err(chosen.dw, im2col.dw) < kTol);
     if (cpu::conv_paths::onednn_built()) {
       ForceConv force(CpuConv::Onednn);
-      const Outputs onednn = run_entries(c, x, w, dy);
+      const test::ConvResults onednn = run_entries(c, in);
       CHECK(test::rel_err(onednn.y, im2col.y) < kTol);
       CHECK(test::rel_err(onednn.dx, im2col.dx) < kTol);
       CHECK(test::rel_err(onednn.dw, im2col.dw) < kTol);
@@ -131,7 +119,7 @@ TEST_CASE("conv paths: the chooser decides a shape once and reports its choice",
     const std::vector<cpu::ConvChoice> forced = cpu::conv_choices();
     REQUIRE(forced.size() == 1);
     CHECK(forced[0].path == "im2col");
-    CHECK(forced[0].why == "forced");
+    CHECK(forced[0].how == How::Forced);
   }
   ForceConv force(CpuConv::Auto);
   for (int call = 0; call < 3; ++call) {
@@ -147,12 +135,12 @@ TEST_CASE("conv paths: the chooser decides a shape once and reports its choice",
   CHECK((k.stride == 1 && k.pad == 1));
   CHECK(k.calls == 3);  // measured on the first auto call only
   if (cpu::conv_paths::onednn_built()) {
-    CHECK(k.why == "measured");
+    CHECK(k.how == How::Measured);
     REQUIRE(k.onednn_ms >= 0);
     REQUIRE(k.im2col_ms >= 0);
     CHECK(k.path == (k.onednn_ms < k.im2col_ms ? "onednn" : "im2col"));
   } else {
-    CHECK(k.why == "no oneDNN");
+    CHECK(k.how == How::NoOnednn);
     CHECK(k.path == "im2col");
   }
   const std::string report = cpu::conv_choice_report();
@@ -170,7 +158,7 @@ TEST_CASE("conv paths: the chooser decides a shape once and reports its choice",
   const cpu::ConvChoice& tiny = two[0].op == "backward_filter" ? two[0] : two[1];
   CHECK(tiny.op == "backward_filter");
   CHECK(tiny.path == "im2col");
-  CHECK(tiny.why == (cpu::conv_paths::onednn_built() ? "small" : "no oneDNN"));
+  CHECK(tiny.how == (cpu::conv_paths::onednn_built() ? How::Small : How::NoOnednn));
   CHECK(tiny.calls == 1);
   cpu::conv_choices_reset();
   CHECK(cpu::conv_choices().empty());

@@ -15,7 +15,6 @@
 #include "kernels/cpu/conv_choice.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -57,8 +56,18 @@ Registry& registry() {
   return r;
 }
 
-double now_ms() {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+using profile::now_ms;
+using How = ConvChoice::How;
+
+const char* how_name(How h) {
+  switch (h) {
+    case How::Measured: return "measured";
+    case How::Small: return "small, not timed";
+    case How::Forced: return "forced by EMBER_CONV";
+    case How::NoOnednn: return "built without oneDNN";
+    case How::Refused: return "refused by oneDNN";
+  }
+  return "?";
 }
 
 // Runs the call on one path: true for oneDNN.
@@ -74,14 +83,15 @@ ConvChoice measure(Runner run, const Tensor& a, const Tensor& b, int stride, int
   ConvChoice c;
   c.path = "im2col";
   if (macs < kMinMeasuredMacs) {
-    c.why = "small";
+    c.how = How::Small;
     run(false, a, b, stride, pad, out);
     return c;
   }
   try {
     run(true, a, b, stride, pad, out);  // warm-up: creates the primitive
   } catch (const std::exception& e) {
-    c.why = e.what();
+    c.how = How::Refused;
+    c.refusal = e.what();
     run(false, a, b, stride, pad, out);
     return c;
   }
@@ -99,7 +109,7 @@ ConvChoice measure(Runner run, const Tensor& a, const Tensor& b, int stride, int
   c.onednn_ms = best[1], c.im2col_ms = best[0];
   if (best[1] < best[0]) c.path = "onednn";
   run(c.path == "onednn", a, b, stride, pad, out);  // the output of the kept path, as later calls give
-  c.why = "measured";
+  c.how = How::Measured;
   return c;
 }
 
@@ -120,7 +130,7 @@ void dispatch(Dir dir, Runner run, const Tensor& in, const Tensor& w, const Tens
   std::unique_lock<std::mutex> lock(r.mutex);
   auto it = r.choices.find(key);
   // A forced path bypasses the measured choices (and a later auto call measures).
-  if (it != r.choices.end() && mode == CpuConv::Auto && it->second.why != "forced") {
+  if (it != r.choices.end() && mode == CpuConv::Auto && it->second.how != How::Forced) {
     ++it->second.calls;
     const bool onednn = it->second.path == "onednn";
     lock.unlock();
@@ -136,7 +146,7 @@ void dispatch(Dir dir, Runner run, const Tensor& in, const Tensor& w, const Tens
     c = measure(run, a, b, stride, pad, out, macs);
   } else {
     c.path = mode == CpuConv::Onednn ? "onednn" : "im2col";
-    c.why = mode == CpuConv::Auto ? "no oneDNN" : "forced";
+    c.how = mode == CpuConv::Auto ? How::NoOnednn : How::Forced;
     run(c.path == "onednn", a, b, stride, pad, out);
   }
   c.op = dir_name(dir);
@@ -146,7 +156,7 @@ void dispatch(Dir dir, Runner run, const Tensor& in, const Tensor& w, const Tens
   lock.lock();
   auto [at, fresh] = r.choices.emplace(key, c);
   if (!fresh) {
-    if (at->second.why == "forced" && c.why != "forced")
+    if (at->second.how == How::Forced && c.how != How::Forced)
       at->second = c;  // measured now: replaces what a forced run recorded
     else
       ++at->second.calls;
@@ -171,7 +181,7 @@ std::string conv_choice_report() {
       std::snprintf(times, sizeof times, ": onednn %.3f ms, im2col %.3f ms", c.onednn_ms, c.im2col_ms);
     os << "  conv " << c.op << " x [" << c.N << ", " << c.Ci << ", " << c.H << ", " << c.W << "] w [" << c.Co << ", "
        << c.Ci << ", " << c.KH << ", " << c.KW << "] s" << c.stride << " p" << c.pad << ": " << c.path << " ("
-       << c.why << times << "), " << c.calls << (c.calls == 1 ? " call\n" : " calls\n");
+       << how_name(c.how) << (c.refusal.empty() ? "" : ": ") << c.refusal << times << "), " << c.calls << (c.calls == 1 ? " call\n" : " calls\n");
   }
   return os.str();
 }

@@ -8,12 +8,17 @@
 namespace ember::cpu {
 
 struct ConvChoice {
+  // How the path was chosen: timed; too small to time (im2col); forced by EMBER_CONV; a build
+  // without oneDNN; oneDNN refused the shape (its message in `refusal`).
+  enum class How { Measured, Small, Forced, NoOnednn, Refused };
+
   std::string op;         // "forward", "backward_data" or "backward_filter"
   int64_t N, Ci, H, W;    // input  [N, Ci, H, W]
   int64_t Co, KH, KW;     // weight [Co, Ci, KH, KW]
   int stride, pad;
   std::string path;       // "onednn" or "im2col"
-  std::string why;        // "measured", "small" (not timed), "forced" (EMBER_CONV), "no oneDNN", or oneDNN's refusal
+  How how = How::Measured;
+  std::string refusal;    // oneDNN's message when how == Refused
   double onednn_ms = -1;  // the measured times (best of the timed runs); -1: not measured
   double im2col_ms = -1;
   int64_t calls = 0;

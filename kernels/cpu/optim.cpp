@@ -27,12 +27,15 @@ void adam_update(const std::vector<Tensor>& params, const std::vector<Tensor>& g
     float* pm = m[t].data();
     float* pv = v[t].data();
     const int64_t n = params[t].numel();
-    // A plain loop, compiled for baseline x86-64 (SSE2, vectorised now that sqrt sets no errno).
-    // Through parallel_map (AVX-512 clone, ~4x faster) the 2-process run of tests/examples/
-    // sagan_celeba_dist.sh left the 1-process one by ~1e-3 at step 4, where the test allows 1e-5,
-    // though the update gave the same bits on random tensors; not pinned down (that run is as
-    // sensitive to -ffp-contract=off over the library: Adam with beta1 = 0 makes full steps of
-    // near-zero gradients, whose rounding noise then decides).
+    // A plain loop, compiled for baseline x86-64 (SSE2; vectorised, as sqrt sets no errno). Through
+    // parallel_map (the AVX-512 clone, ~4x faster, < 1% of a training step) its FMAs round
+    // differently, and the 1-vs-2-process comparison of tests/examples/sagan_celeba_dist.sh failed.
+    // Measured (2026-12-01, 5 steps, seeds 1-8): the failures are jumps of the whole trajectory
+    // (G's gradient 2% off at one step while every weight agreed to 1e-7 before it), in a 2-process
+    // run for seed 7 but in the 1-process run for seed 1 (against this loop's runs), so no
+    // data-parallel fault; most likely a rounding difference carried across a kink (ReLU, leaky
+    // ReLU) that flips a gradient (not confirmed). 2 of 16 runs of the FMA build jumped, 0 of 24 of
+    // this one: this loop keeps the test on trajectories it can check at 1e-5.
 #pragma omp parallel for if (n > 65536)
     for (int64_t i = 0; i < n; ++i) {
       float gi = g[i];
