@@ -7,8 +7,9 @@
 // first call of each shape runs both paths once to warm up (oneDNN creates its primitive then),
 // then times both, interleaved, twice when the first times are within a factor 1.5, and keeps the
 // faster (best of the runs); later calls of the shape run the kept path only. Shapes of under 2
-// million multiply-adds run im2col untimed (see kMinMeasuredMacs). Both paths assign the whole output, so the repeats leave the same result
-// as one call (to float rounding between the two paths). A shape oneDNN refuses runs im2col.
+// million multiply-adds run im2col untimed (see kMinMeasuredMacs). Both paths assign the whole
+// output, so the repeats leave the same result as one call (to float rounding between the two
+// paths). A shape oneDNN refuses runs im2col.
 //
 // context().cpu_conv (EMBER_CONV=auto|onednn|im2col) forces a path. With EMBER_PROFILE, one line
 // per shape at exit says which path it took and the measured times.
@@ -181,7 +182,8 @@ std::string conv_choice_report() {
       std::snprintf(times, sizeof times, ": onednn %.3f ms, im2col %.3f ms", c.onednn_ms, c.im2col_ms);
     os << "  conv " << c.op << " x [" << c.N << ", " << c.Ci << ", " << c.H << ", " << c.W << "] w [" << c.Co << ", "
        << c.Ci << ", " << c.KH << ", " << c.KW << "] s" << c.stride << " p" << c.pad << ": " << c.path << " ("
-       << how_name(c.how) << (c.refusal.empty() ? "" : ": ") << c.refusal << times << "), " << c.calls << (c.calls == 1 ? " call\n" : " calls\n");
+       << how_name(c.how) << (c.refusal.empty() ? "" : ": ") << c.refusal << times << "), " << c.calls
+       << (c.calls == 1 ? " call\n" : " calls\n");
   }
   return os.str();
 }
