@@ -23,9 +23,9 @@ struct Planes {
   int64_t tap(int t) const { return (t / 2) * W + t % 2; }
 };
 
-// Calls f(begin, end) on ranges of small-side rows, or f(r) for each small-side row r, vectorised and in parallel over rows when large
-// (vector_loops.h). Small row r = p * Hs + i covers large rows 2r and 2r + 1 (p * H + 2i = 2r as
-// H = 2 Hs), so no index is divided per element.
+// Calls f(begin, end) on ranges of small-side rows, or f(r) for each small-side row r, vectorised
+// and in parallel over rows when large (vector_loops.h). Small row r = p * Hs + i covers large rows
+// 2r and 2r + 1 (p * H + 2i = 2r as H = 2 Hs), so no index is divided per element.
 template <class F>
 void for_each_row_range(const Planes& g, F f) {
   parallel_ranges(g.planes * g.Hs(), f, g.planes * g.H * g.W);
